@@ -1,0 +1,788 @@
+"""The zygote: a warm interpreter that forks one process tree per session, inside the jail.
+
+It reads frames from the server on stdin and answers on stdout. Per session it keeps two processes:
+
+- the holder, a checkpoint of the session's state after its last finished cell, idle;
+- the worker, forked from the holder before the next cell arrives, which runs that cell.
+
+A cell that finishes (OK or a Python exception) is committed: the worker kills the holder and becomes
+the new holder, then forks the next worker. A cell that times out, crashes or runs out of memory is
+killed; the holder notices, forks a fresh worker from the state before that cell, and the session goes
+on as if the cell never ran. Forking ahead keeps the fork off the next cell's critical path.
+
+Each session runs as its own uid when the zygote may switch uids (root in a user namespace or on the
+host), so a session's code can signal nothing but its own processes, `kill(-1)` sweeps exactly one
+session, and RLIMIT_NPROC counts per session. Without that privilege (a plain unprivileged process, as
+on Kaggle) sessions share the zygote's uid and process groups are the best sweep available.
+
+Stdlib only at module level: the preloaded modules are named in the configuration frame.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import gc
+import importlib
+import os
+import random
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cell as cellmod
+import framing
+
+LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+SESSION_NICE = 10
+COMMITTING = ("OK", "ERROR")  # statuses whose state is kept, as Jupyter keeps it
+
+
+def prctl(option: int, value: int) -> None:
+    LIBC.prctl(option, value, 0, 0, 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Warm-up: everything imported here is shared copy-on-write by every session.
+
+
+def warm_up(preload: list[str]) -> dict[str, str]:
+    versions = {}
+    for name in preload:
+        module = importlib.import_module(name)
+        versions[name] = str(getattr(module, "__version__", ""))
+    if "sympy" in sys.modules:  # fill sympy's caches so the first factor() in a child is not cold
+        import sympy
+
+        x = sympy.Symbol("x")
+        sympy.factor(x**12 - 1)
+        sympy.solve(x**2 - 2, x)
+        sympy.simplify(sympy.sin(x) ** 2 + sympy.cos(x) ** 2)
+        sympy.isprime(2**61 - 1)
+        sympy.Rational(3, 7) + sympy.Integer(2) ** 100
+    if "numpy" in sys.modules:  # the legacy global generator is built lazily: build it once, here
+        seed_generators(0)
+        sys.modules["numpy"].random.random()
+    if "mpmath" in sys.modules:
+        import mpmath
+
+        mpmath.mp.dps = 60
+        mpmath.nstr(mpmath.pi, 50)
+        mpmath.mp.dps = 15
+    # Run a few cells here, so that the parser, compiler, display and traceback paths are warm in
+    # every fork instead of cold in each new session.
+    namespace: dict = {"__builtins__": __builtins__}
+    for code in ("print(1)\n[1, 2]", "x = sum(range(10))\nx", "1/0", "{'a': [1] * 50}"):
+        sink = cellmod.CappedStream(1 << 16, 1 << 20, lambda: None)
+        cellmod.run_cell(code, namespace, cell_index=0, display="pretty", stdout=sink, stderr=sink)
+        sink.getvalue()
+    gc.collect()
+    gc.freeze()  # keep the collector from touching (and so copying) the shared pages in children
+    return versions
+
+
+# --------------------------------------------------------------------------------------------------
+# Inside a session: the holder and the worker.
+
+
+class SessionProcess:
+    """What a session's processes know about themselves (lives in the forked children only)."""
+
+    def __init__(self, cfg: dict, uid: int | None, cell_fd: int, ctl_fd: int, limits: dict, runner: bool) -> None:
+        self.cfg = cfg
+        self.uid = uid
+        self.cell_fd = cell_fd
+        self.ctl_fd = ctl_fd
+        self.limits = limits
+        self.runner = runner  # serves stateless calls: every worker starts from the pristine state
+        self.scratch = ""
+        self.namespace: dict = {}
+
+    # -- setup, in the first holder --------------------------------------------------------------
+
+    def become_session(self) -> None:
+        os.setsid()
+        prctl(PR_SET_DUMPABLE, 0)  # no /proc/<pid>/mem, environ or fd peeking by anyone else
+        prctl(PR_SET_NO_NEW_PRIVS, 1)
+        # Below the zygote and the server: however many cells spin, deadlines are enforced and health
+        # answers on time. A cell cannot undo it (lowering niceness needs a privilege it lacks).
+        os.nice(SESSION_NICE)
+        os.umask(0o077)
+        self.scratch = os.path.join(self.cfg["scratch"], f"s{self.uid if self.uid is not None else os.getpid()}")
+        # The scratch root is not writable by sessions: each gets one private folder, made here.
+        os.makedirs(self.scratch, mode=0o700, exist_ok=True)
+        if self.uid is not None:
+            os.chown(self.scratch, self.uid, self.uid)
+            os.setgroups([])
+            os.setresgid(self.uid, self.uid, self.uid)
+            os.setresuid(self.uid, self.uid, self.uid)  # drops every capability
+        clear_folder(self.scratch)  # whatever a killed predecessor with this uid left behind
+        os.chdir(self.scratch)
+        os.environ.clear()
+        os.environ.update(self.cfg["env"], HOME=self.scratch, TMPDIR=self.scratch)
+        tempfile.tempdir = self.scratch
+        self.apply_limits()
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # oversized writes fail with EFBIG, not a kill
+        self.namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+        exec(compile(self.cfg["prelude"], "<prelude>", "exec"), self.namespace)
+
+    def apply_limits(self) -> None:
+        lim = self.limits
+        mem = lim["memory_bytes"]
+        cpu = lim["cpu_seconds"]
+        for which, value in (
+            (resource.RLIMIT_AS, mem),
+            (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+            (resource.RLIMIT_FSIZE, lim["max_file_bytes"]),
+            (resource.RLIMIT_CORE, 0),
+            (resource.RLIMIT_NOFILE, 256),
+        ):
+            soft, hard = value if isinstance(value, tuple) else (value, value)
+            resource.setrlimit(which, (soft, hard))
+        if self.uid is not None:  # per-uid: only meaningful when the session has a uid of its own
+            nproc = lim["max_processes"] + 2  # + the holder and the worker themselves
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+
+    def sweep(self) -> None:
+        """Kill every other process of this session: strays, daemons, the previous holder or worker."""
+        if self.uid is not None:
+            try:
+                os.kill(-1, signal.SIGKILL)  # as this uid: exactly this session's processes, minus me
+            except ProcessLookupError:
+                pass
+
+    # -- the holder ---------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        """The session's life: fork a worker, hold the state, roll back when a worker dies."""
+        while True:
+            pid = os.fork()
+            if pid == 0:
+                self.work()  # returns only once a cell committed: this process is now the holder
+                continue
+            self.hold(pid)
+
+    def hold(self, worker: int) -> None:
+        framing.write_frame(self.ctl_fd, {"event": "worker", "pid": worker, "holder": os.getpid()})
+        pidfd = os.pidfd_open(worker)
+        sel = selectors.DefaultSelector()
+        sel.register(pidfd, selectors.EVENT_READ)
+        sel.register(self.ctl_fd, selectors.EVENT_READ)
+        while True:
+            for key, _ in sel.select():
+                if key.fd == pidfd:
+                    _, status = os.waitpid(worker, 0)
+                    if os.WIFSIGNALED(status) and self.uid is None:
+                        self._kill_group(worker)
+                    self.sweep()
+                    if self.runner:
+                        clear_folder(self.scratch)
+                    framing.write_frame(self.ctl_fd, {"event": "worker_died", "pid": worker, "status": status})
+                    os.close(pidfd)
+                    sel.close()
+                    return  # fork a fresh worker from the unchanged state
+                message = self._read_ctl()
+                if message is None or message.get("op") == "close":
+                    self.close(worker)
+
+    def _read_ctl(self) -> dict | None:
+        try:
+            return framing.read_frame(self.ctl_fd)
+        except (OSError, framing.FrameError, ValueError):
+            return None
+
+    def _kill_group(self, pgid: int) -> None:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def close(self, worker: int) -> None:
+        self.sweep()
+        if self.uid is None:
+            self._kill_group(worker)
+            os.kill(worker, signal.SIGKILL)
+        shutil.rmtree(self.scratch, ignore_errors=True)
+        os._exit(0)
+
+    # -- the worker ---------------------------------------------------------------------------------
+
+    def work(self) -> None:
+        if self.uid is None:
+            os.setpgid(0, 0)  # a group of its own, so a rollback can kill what the cell started
+        while True:
+            message = self._read_cell_message()
+            op = message.get("op")
+            if op == "seed":
+                seed_generators(message["seed"])
+            elif op == "run":
+                framing.write_frame(self.cell_fd, self.execute(message))
+                if self._read_cell_message().get("op") != "commit":
+                    os._exit(0)
+                self.commit()
+                return
+            else:
+                os._exit(3)
+
+    def _read_cell_message(self) -> dict:
+        try:
+            message = framing.read_frame(self.cell_fd)
+        except (OSError, framing.FrameError, ValueError):
+            message = None
+        if message is None:  # the zygote is gone: nothing left to serve
+            os._exit(0)
+        return message
+
+    def commit(self) -> None:
+        holder = os.getppid()
+        self.sweep()
+        if self.uid is None:
+            try:
+                os.kill(holder, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def execute(self, message: dict) -> dict:
+        rid = message["rid"]
+        cap = message["max_output_bytes"]
+        flood = max(8 * cap, 1 << 20)
+
+        def flooded() -> None:
+            # Answer now with what was kept, then wait to be killed: the zygote rolls this cell back.
+            result = self._finish(rid, {"status": "OUTPUT_LIMIT_EXCEEDED", "display": ""}, out, err, start)
+            result["result"]["message"] = f"output passed {flood} bytes; the cell was stopped"
+            framing.write_frame(self.cell_fd, result)
+            while True:
+                signal.pause()
+
+        out = cellmod.CappedStream(cap, flood, flooded)
+        err = cellmod.CappedStream(cap, flood, flooded)
+        start = time.perf_counter()
+        fields = cellmod.run_cell(
+            message["code"],
+            self.namespace,
+            cell_index=message["cell_index"],
+            display=message["display"],
+            stdout=out,
+            stderr=err,
+        )
+        return self._finish(rid, fields, out, err, start)
+
+    @staticmethod
+    def _finish(rid: str, fields: dict, out: cellmod.CappedStream, err: cellmod.CappedStream, start: float) -> dict:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        fields["stdout"], fields["stdout_truncated"] = out.getvalue()
+        fields["stderr"], fields["stderr_truncated"] = err.getvalue()
+        fields["wall_ms"] = cellmod.elapsed_ms(start)
+        fields["cpu_ms"] = (usage.ru_utime + usage.ru_stime) * 1000.0
+        fields["peak_memory_bytes"] = usage.ru_maxrss * 1024
+        return {"rid": rid, "result": fields}
+
+
+def clear_folder(path: str) -> None:
+    """Empty a folder, keeping the folder itself."""
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
+
+
+def seed_generators(seed: int) -> None:
+    random.seed(seed)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(seed % 2**32)
+
+
+# --------------------------------------------------------------------------------------------------
+# The zygote itself.
+
+
+class Session:
+    """The zygote's view of one session."""
+
+    def __init__(self, sid: str, uid: int | None, cell: socket.socket, ctl: socket.socket, limits: dict) -> None:
+        self.sid = sid
+        self.uid = uid
+        self.cell = cell
+        self.ctl = ctl
+        self.limits = limits
+        self.cell_buf = framing.FrameBuffer()
+        self.ctl_buf = framing.FrameBuffer()
+        self.holder: int | None = None
+        self.worker: int | None = None
+        self.pending: dict | None = None  # the run in flight: rid, deadline, started
+        self.kill_next_worker = False  # a deadline passed before we learnt the worker's pid
+        self.killed: set[int] = set()  # workers we killed: their deaths are not news
+        self.stateless = False  # one stateless call, then closed (non-default limits)
+        self.runner = False  # serves stateless calls one after another, back to pristine after each
+        self.closed = False
+
+    @property
+    def ready(self) -> bool:
+        return self.pending is None and self.worker is not None
+
+
+class Zygote:
+    def __init__(self, cfg: dict, server_in: int, server_out: int) -> None:
+        self.cfg = cfg
+        self.server_in = server_in
+        self.server_out = server_out
+        self.server_buf = framing.FrameBuffer()
+        self.sel = selectors.DefaultSelector()
+        self.sessions: dict[str, Session] = {}
+        self.spares: list[Session] = []  # idle sessions, forked ahead for the next open
+        self.runners: list[Session] = []  # sessions that run stateless calls
+        self.by_fd: dict[int, tuple[Session, str]] = {}
+        self.privileged = cfg["uid_count"] > 0 and os.geteuid() == 0
+        self.free_uids = collections.deque(range(cfg["uid_base"], cfg["uid_base"] + cfg["uid_count"]))
+        self.spare_counter = 0
+        self.start_failures = 0  # consecutive sessions that failed to start: stop spawning spares
+        self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.sel.register(self.wake_r, selectors.EVENT_READ)
+        self.sel.register(server_in, selectors.EVENT_READ)
+
+    def send(self, message: dict) -> None:
+        framing.write_frame(self.server_out, message)
+
+    # -- sessions -----------------------------------------------------------------------------------
+
+    def spawn(self, sid: str, limits: dict, runner: bool = False) -> Session:
+        uid = None
+        if self.privileged:
+            if not self.free_uids:
+                raise RuntimeError("no free session uid in this zygote")
+            uid = self.free_uids.popleft()
+        z_cell, s_cell = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        z_ctl, s_ctl = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        session = Session(sid, uid, z_cell, z_ctl, limits)
+        session.runner = runner
+        pid = os.fork()
+        if pid == 0:
+            try:
+                keep = {s_cell.fileno(), s_ctl.fileno()}
+                os.closerange(3, min(keep))
+                for fd in range(min(keep) + 1, max(keep)):
+                    _close_quietly(fd)
+                os.closerange(max(keep) + 1, 1 << 16)
+                devnull = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):  # user code's fd-level writes go nowhere, never to the server's log
+                    os.dup2(devnull, fd)
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                proc = SessionProcess(self.cfg, uid, s_cell.fileno(), s_ctl.fileno(), limits, runner)
+                proc.become_session()
+                proc.run()
+            except BaseException as exc:  # noqa: BLE001 - a broken session must never return into the zygote
+                try:
+                    framing.write_frame(s_ctl.fileno(), {"event": "failed", "error": repr(exc)})
+                finally:
+                    os._exit(70)
+        s_cell.close()
+        s_ctl.close()
+        session.holder = pid
+        for sock, kind in ((z_cell, "cell"), (z_ctl, "ctl")):
+            sock.setblocking(False)
+            self.by_fd[sock.fileno()] = (session, kind)
+            self.sel.register(sock.fileno(), selectors.EVENT_READ)
+        return session
+
+    def can_spawn(self) -> bool:
+        return (self.free_uids or not self.privileged) and self.start_failures < 3
+
+    def refill_spares(self) -> None:
+        while len(self.spares) < self.cfg["spares"] and self.can_spawn():
+            self.spare_counter += 1
+            self.spares.append(self.spawn(f"spare-{self.spare_counter}", self.cfg["default_limits"]))
+        while len(self.runners) < self.cfg["spares"] and self.can_spawn():
+            self.spare_counter += 1
+            self.add_runner()
+
+    def add_runner(self) -> Session:
+        session = self.spawn(f"runner-{self.spare_counter}", self.cfg["default_limits"], runner=True)
+        self.runners.append(session)
+        self.sessions[session.sid] = session
+        return session
+
+    def runner_for(self, rid: str, limits: dict, seed: int) -> Session:
+        """A session to run one stateless call: a warm runner if the limits are the default ones."""
+        if limits != self.cfg["default_limits"]:
+            session = self.open(rid, limits, seed)
+            session.stateless = True
+            return session
+        idle = [r for r in self.runners if r.pending is None]
+        ready = [r for r in idle if r.ready]
+        if ready or idle:
+            session = (ready or idle)[0]
+        else:
+            self.spare_counter += 1
+            session = self.add_runner()
+        self.send_to(session, session.cell, {"op": "seed", "seed": seed})
+        return session
+
+    def open(self, sid: str, limits: dict, seed: int) -> Session:
+        if limits == self.cfg["default_limits"] and self.spares:
+            session = self.spares.pop(0)
+            session.sid = sid
+        else:
+            session = self.spawn(sid, limits)
+        self.sessions[sid] = session
+        self.send_to(session, session.cell, {"op": "seed", "seed": seed})
+        return session
+
+    def send_to(self, session: Session, sock: socket.socket, message: dict) -> None:
+        """Write a frame to a session; a session that does not take it within a second is lost."""
+        try:
+            sock.settimeout(1.0)
+            sock.sendall(framing.encode(message))
+            sock.setblocking(False)
+        except OSError:
+            self.on_session_lost(session)
+
+    def close(self, session: Session) -> None:
+        if session.closed:
+            return
+        session.closed = True
+        self.sessions.pop(session.sid, None)
+        if session.pending is not None:
+            self.kill_worker(session)
+        try:
+            session.ctl.settimeout(0.1)
+            session.ctl.sendall(framing.encode({"op": "close"}))
+        except OSError:
+            pass  # the holder is gone already, or sees the socket close below: it sweeps either way
+        for sock in (session.cell, session.ctl):
+            self.by_fd.pop(sock.fileno(), None)
+            self.sel.unregister(sock.fileno())
+            sock.close()
+        if session.uid is not None:
+            self.free_uids.append(session.uid)  # the holder sweeps the uid before it exits
+
+    def kill_worker(self, session: Session) -> None:
+        """Kill the session's worker (its holder then rolls back), or the next one if not yet known."""
+        if session.worker is None:
+            session.kill_next_worker = True
+            return
+        session.killed.add(session.worker)
+        if not self._kill(session.worker, session.uid):
+            self.on_session_lost(session)  # all of it was killed: let no one else be routed to it
+            return
+        session.worker = None
+
+    def _kill(self, pid: int, uid: int | None = None) -> bool:
+        """SIGKILL `pid`; False if the whole session had to be killed instead."""
+        # The pid came from a session's own processes, which run untrusted code. With uids, kill it
+        # only while it runs as that session's uid; if it does not (a forged pid, or one already gone),
+        # end every process of the session instead, so that its real worker cannot run on.
+        if uid is not None and process_uid(pid) != uid:
+            self._kill_uid(uid)
+            return False
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (OSError, TypeError, ValueError, OverflowError):
+            pass
+        return True
+
+    def _kill_uid(self, uid: int) -> None:
+        for name in os.listdir("/proc"):
+            if name.isdigit() and process_uid(int(name)) == uid:
+                try:
+                    os.kill(int(name), signal.SIGKILL)
+                except OSError:
+                    pass
+
+    # -- cells --------------------------------------------------------------------------------------
+
+    def run(self, session: Session, message: dict) -> None:
+        if session.pending is not None:
+            self.answer(message["rid"], rejected("a cell is already running in this session"))
+            return
+        timeout_ms = message["timeout_ms"]
+        session.pending = {
+            "rid": message["rid"],
+            "started": time.monotonic(),
+            "deadline": time.monotonic() + timeout_ms / 1000.0,
+            "timeout_ms": timeout_ms,
+        }
+        self.send_to(session, session.cell, {k: message[k] for k in RUN_FIELDS} | {"op": "run"})
+
+    def cancel(self, rid: str) -> None:
+        for session in list(self.sessions.values()):
+            if session.pending is not None and session.pending["rid"] == rid:
+                session.pending = None
+                if session.stateless:
+                    self.close(session)
+                else:
+                    self.kill_worker(session)
+
+    def answer(self, rid: str, result: dict) -> None:
+        self.send({"rid": rid, "result": result})
+
+    def on_result(self, session: Session, frame: dict) -> None:
+        pending = session.pending
+        if pending is None or frame.get("rid") != pending["rid"]:
+            return  # late or forged: the caller already has its answer
+        session.pending = None
+        result = frame["result"]
+        if not isinstance(result, dict) or result.get("status") not in ALL_STATUSES:
+            result = {"status": "CRASHED", "message": "the cell sent a malformed result"}
+        committed = result["status"] in COMMITTING
+        result["state_rolled_back"] = not committed and not (session.stateless or session.runner)
+        self.answer(pending["rid"], result)
+        if session.stateless:
+            self.close(session)  # the holder sweeps the worker: nothing to keep, nothing to fork
+        elif session.runner:
+            self.kill_worker(session)  # its holder sweeps, wipes the folder and forks a pristine worker
+        elif committed:
+            session.worker = None  # it becomes the holder; its successor's pid comes in a "worker" event
+            self.send_to(session, session.cell, {"op": "commit"})
+        else:
+            self.kill_worker(session)
+
+    def on_worker_died(self, session: Session, status: int) -> None:
+        pending = session.pending
+        if pending is None:
+            return
+        session.pending = None
+        result = died_result(status, pending)
+        result["state_rolled_back"] = not session.runner
+        self.answer(pending["rid"], result)
+        if session.stateless:
+            self.close(session)
+
+    def expire(self, now: float) -> float | None:
+        """Kill cells past their deadline; return the time until the next deadline."""
+        soonest = None
+        for session in list(self.sessions.values()):
+            pending = session.pending
+            if pending is None:
+                continue
+            left = pending["deadline"] - now
+            if left > 0:
+                soonest = left if soonest is None else min(soonest, left)
+                continue
+            session.pending = None
+            self.kill_worker(session)
+            self.answer(
+                pending["rid"],
+                {
+                    "status": "TIMEOUT",
+                    "message": f"the cell ran past its {pending['timeout_ms']} ms limit and was killed",
+                    "wall_ms": (now - pending["started"]) * 1000.0,
+                    "state_rolled_back": not session.runner,
+                },
+            )
+            if session.stateless:
+                self.close(session)
+        return soonest
+
+    # -- the loop -----------------------------------------------------------------------------------
+
+    def on_server(self, message: dict) -> None:
+        op = message.get("op")
+        if op == "exec":
+            self.run(self.runner_for(message["rid"], message["limits"], message["seed"]), message)
+        elif op == "open":
+            self.open(message["sid"], message["limits"], message["seed"])
+        elif op == "run":
+            session = self.sessions.get(message["sid"])
+            if session is None:
+                self.answer(message["rid"], rejected("no such session (it was closed or lost)"))
+            else:
+                self.run(session, message)
+        elif op == "close":
+            session = self.sessions.get(message["sid"])
+            if session is not None:
+                self.close(session)
+        elif op == "cancel":  # the caller of a stateless call went away
+            self.cancel(message["rid"])
+
+    def on_session_frame(self, session: Session, kind: str, frame: dict) -> None:
+        if kind == "cell":
+            self.on_result(session, frame)
+            return
+        event = frame.get("event")
+        if event == "worker":
+            session.worker = frame["pid"]
+            session.holder = frame["holder"]
+            self.start_failures = 0
+            if session.kill_next_worker:
+                session.kill_next_worker = False
+                self.kill_worker(session)
+        elif event == "worker_died":
+            if frame["pid"] in session.killed:
+                session.killed.discard(frame["pid"])
+            else:
+                self.on_worker_died(session, frame["status"])
+        elif event == "failed":
+            self.start_failures += 1
+            if not getattr(session, "failure_logged", False):  # a cell can write this frame too: log it once
+                session.failure_logged = True
+                error = str(frame.get("error"))[:500]
+                self.send({"event": "log", "message": f"session {session.sid} failed: {error}"})
+
+    def read_session(self, fd: int) -> None:
+        session, kind = self.by_fd[fd]
+        sock = session.cell if kind == "cell" else session.ctl
+        buf = session.cell_buf if kind == "cell" else session.ctl_buf
+        try:
+            data = sock.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the session's processes are all gone
+            self.on_session_lost(session)
+            return
+        try:
+            frames = buf.feed(data)
+        except framing.FrameError:
+            self.on_session_lost(session)
+            return
+        for frame in frames:
+            if session.closed:
+                return
+            try:
+                self.on_session_frame(session, kind, frame)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                # The worker runs the cell's code, which can write any frame to these sockets: one
+                # malformed frame loses that session only, never the zygote and its other sessions.
+                self.on_session_lost(session)
+                return
+
+    def on_session_lost(self, session: Session) -> None:
+        pending = session.pending
+        session.pending = None
+        if pending is not None:
+            self.answer(pending["rid"], {"status": "CRASHED", "message": "the session's processes died",
+                                         "state_rolled_back": True})
+        for pool in (self.spares, self.runners):
+            if session in pool:
+                pool.remove(session)
+        self.close(session)
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+
+    def serve(self) -> None:
+        self.refill_spares()
+        while True:
+            timeout = self.expire(time.monotonic())
+            for key, _ in self.sel.select(timeout):
+                fd = key.fd
+                if fd == self.wake_r:
+                    os.read(fd, 4096)
+                    self.reap()
+                elif fd == self.server_in:
+                    data = os.read(fd, 1 << 20)
+                    if not data:
+                        return
+                    for message in self.server_buf.feed(data):
+                        self.on_server(message)
+                elif fd in self.by_fd:
+                    self.read_session(fd)
+            # Forking a spare takes a core for a few ms: never while a cell waits for its answer.
+            if not any(session.pending for session in self.sessions.values()):
+                self.refill_spares()
+
+
+RUN_FIELDS = ("rid", "code", "display", "max_output_bytes", "cell_index")
+ALL_STATUSES = ("OK", "ERROR", "TIMEOUT", "MEMORY_EXCEEDED", "OUTPUT_LIMIT_EXCEEDED", "CRASHED", "REJECTED")
+
+
+def rejected(reason: str) -> dict:
+    return {"status": "REJECTED", "message": reason, "state_rolled_back": False}
+
+
+def died_result(status: int, pending: dict) -> dict:
+    """Classify a worker that died without answering."""
+    wall_ms = (time.monotonic() - pending["started"]) * 1000.0
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig == signal.SIGXCPU:
+            return {"status": "TIMEOUT", "message": "the cell used up its CPU time limit", "wall_ms": wall_ms}
+        if sig == signal.SIGKILL:
+            return {"status": "MEMORY_EXCEEDED", "message": "the cell was killed (out of memory)", "wall_ms": wall_ms}
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        return {"status": "CRASHED", "message": f"the interpreter died of signal {name}", "wall_ms": wall_ms}
+    code = os.WEXITSTATUS(status)
+    return {"status": "CRASHED", "message": f"the cell exited the interpreter (exit code {code})", "wall_ms": wall_ms}
+
+
+def process_uid(pid: object) -> int | None:
+    """The real uid of a live process (from its status, readable even when it is not dumpable);
+    None when it is gone; -1 when `pid` is not a plausible pid at all."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return -1
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
+
+
+def main() -> None:
+    # Keep the channel to the server away from fds 0-2, which every child inherits and user code sees.
+    server_in = os.dup(0)
+    server_out = os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1):
+        os.dup2(devnull, fd)
+    os.set_inheritable(server_in, False)
+    os.set_inheritable(server_out, False)
+    cfg = framing.read_frame(server_in)
+    if cfg is None:
+        return
+    prctl(PR_SET_DUMPABLE, 0)
+    prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphaned holders come back to us to be reaped
+    versions = warm_up(cfg["preload"])
+    zygote = Zygote(cfg, server_in, server_out)
+    zygote.send(
+        {
+            "event": "ready",
+            "pid": os.getpid(),
+            "privileged": zygote.privileged,
+            "python": sys.version.split()[0],
+            "versions": versions,
+        }
+    )
+    zygote.serve()
+
+
+if __name__ == "__main__":
+    main()

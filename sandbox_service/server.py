@@ -1,0 +1,188 @@
+"""The gRPC face of the pool: Execute, Session, GetInfo, plus health, reflection and metrics.
+
+Every call gets exactly one answer: a result, or a status code that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+import time
+from dataclasses import asdict
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from aimo.sandbox.v1 import sandbox_pb2 as pb
+from aimo.sandbox.v1 import sandbox_pb2_grpc as pb_grpc
+
+from . import __version__, metrics
+from .convert import display_name, limits_message, requested_limits, result_message
+from .limits import InvalidRequest, check_code, resolve
+from .pool import Pool, PoolExhausted, PoolSettings
+
+log = logging.getLogger("sandbox.server")
+SERVICE = pb.DESCRIPTOR.services_by_name["Sandbox"].full_name
+MAX_MESSAGE = 4 << 20
+
+
+class SandboxServicer(pb_grpc.SandboxServicer):
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self.defaults = pool.settings.default_limits
+        self.maxima = pool.settings.max_limits
+
+    async def Execute(self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext) -> pb.ExecuteResult:
+        started = time.perf_counter()
+        try:
+            check_code(request.code)
+            limits = resolve(requested_limits(request.limits), self.defaults, self.maxima)
+            display = display_name(request.display)
+        except InvalidRequest as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        seed = request.seed if request.HasField("seed") else 0
+        return await _counted("Execute", self.pool.execute(request.code, limits, seed, display), context, started)
+
+    async def Session(self, requests, context: grpc.aio.ServicerContext):
+        session = None
+        try:
+            async for request in requests:
+                kind = request.WhichOneof("kind")
+                if kind == "open":
+                    if session is not None:
+                        await _abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                                     "open: allowed only as the first message of a session")
+                    session = await self._open(request.open, context)
+                elif kind == "cell":
+                    if session is None:
+                        session = await self._open(pb.SessionOpen(), context)
+                    yield await self._cell(session, request.cell, context)
+                else:
+                    await _abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                                 "SessionRequest: neither open nor cell is set (an unknown message?)")
+        finally:
+            if session is not None:  # the stream ended, failed or was cancelled: the session dies with it
+                session.close()
+                metrics.SESSIONS_OPEN.set(self.pool.sessions_open)
+
+    async def _open(self, request: pb.SessionOpen, context):
+        try:
+            limits = resolve(requested_limits(request.limits), self.defaults, self.maxima)
+        except InvalidRequest as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            session = self.pool.open_session(limits, request.seed if request.HasField("seed") else 0)
+        except PoolExhausted as exc:
+            await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        metrics.SESSIONS_OPEN.set(self.pool.sessions_open)
+        return session
+
+    async def _cell(self, session, cell: pb.Cell, context) -> pb.ExecuteResult:
+        started = time.perf_counter()
+        try:
+            check_code(cell.code)
+            per_cell = {k: getattr(cell, k) for k in ("timeout_ms", "max_output_bytes") if cell.HasField(k)}
+            limits = resolve(per_cell, session.limits, self.maxima)
+            display = display_name(cell.display)
+        except InvalidRequest as exc:
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, f"cell.{exc}")
+        run = session.run(cell.code, limits.timeout_ms, limits.max_output_bytes, display)
+        return await _counted("Session", run, context, started)
+
+    async def GetInfo(self, request: pb.GetInfoRequest, context) -> pb.SandboxInfo:
+        pool = self.pool
+        ready = pool.ready
+        first = ready[0].info if ready else {}
+        return pb.SandboxInfo(
+            isolation=pool.isolation,
+            isolation_detail=pool.isolation_detail,
+            server_version=__version__,
+            python_version=first.get("python", ""),
+            module_versions=first.get("versions", {}),
+            preloaded_modules=list(pool.settings.preload),
+            prelude=pool.settings.prelude,
+            default_limits=limits_message(self.defaults),
+            max_limits=limits_message(self.maxima),
+            pool_size=pool.settings.pool_size,
+            zygotes_ready=len(ready),
+            sessions_open=pool.sessions_open,
+            max_sessions=pool.settings.max_sessions,
+        )
+
+
+async def _counted(method: str, run, context, started: float) -> pb.ExecuteResult:
+    """Await one cell, keeping the metrics; a full pool answers RESOURCE_EXHAUSTED."""
+    metrics.CELLS_RUNNING.inc()
+    try:
+        result = await run
+    except PoolExhausted as exc:
+        await _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    finally:
+        metrics.CELLS_RUNNING.dec()
+    metrics.record(method, result, time.perf_counter() - started)
+    return result_message(result)
+
+
+async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> None:
+    metrics.REJECTED.labels(code.name).inc()
+    await context.abort(code, message)
+
+
+class SandboxServer:
+    """The pool plus a gRPC server on `address`; `start()`, then `stop()` (or SIGTERM via `serve()`)."""
+
+    def __init__(self, settings: PoolSettings, address: str, grace_s: float = 10.0) -> None:
+        self.pool = Pool(settings)
+        self.address = address
+        self.grace_s = grace_s
+        self.health = health.aio.HealthServicer()
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        await self.pool.start()
+        self.server = grpc.aio.server(
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
+        )
+        pb_grpc.add_SandboxServicer_to_server(SandboxServicer(self.pool), self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.port = self.server.add_insecure_port(self.address)
+        if self.port == 0:
+            raise OSError(f"could not bind {self.address}")
+        await self.server.start()
+        for name in ("", SERVICE):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        metrics.ZYGOTES_READY.set_function(lambda: len(self.pool.ready))
+        log.info("serving on %s (port %d), isolation %s", self.address, self.port, self.pool.isolation)
+
+    async def stop(self) -> None:
+        """Refuse new calls, let the ones in flight finish within the grace period, then stop the pool."""
+        await self.health.enter_graceful_shutdown()
+        if self.server is not None:
+            await self.server.stop(self.grace_s)
+        await self.pool.stop()
+
+    async def serve(self) -> None:
+        await self.start()
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        await stopping.wait()
+        log.info("shutting down (grace %.1fs)", self.grace_s)
+        await self.stop()
+
+
+def settings_summary(settings: PoolSettings) -> str:
+    fields = asdict(settings)
+    fields.pop("prelude")
+    return ", ".join(f"{k}={v}" for k, v in fields.items())
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(stream=sys.stderr, level=level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,227 @@
+"""A sandbox server under attack, and the checks that it, the host and everyone else came through untouched.
+
+`Target` wraps one real `python -m sandbox_service` process (nsjail or rlimit mode) with a long-lived
+control session (the victim whose state and files the attacks go after), and `check_untouched()`
+asserts, after each attack: health SERVING; the control session still holds its state and computes;
+a fresh stateless call works; no process carrying the attack's marker survives; every sandbox uid of
+this server has at most its holder and worker, all inside the server's process tree, and the number
+of session processes is back to what it was when idle; no file of the attack is left in the scratch area.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import psutil
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from sandbox_service import SandboxClient
+from sandbox_service.isolation import UID_BLOCK, UID_BLOCKS, UID_ORIGIN
+from sandbox_service.spawn import ServerProcess
+
+CANARY_VAR = "AIMO_SECURITY_CANARY"
+SETTLE_S = 5.0  # how long the sandbox may take to sweep, reap and refill after an attack
+
+
+@dataclass
+class Target:
+    """One server under attack, in one isolation mode, with its control (victim) session."""
+
+    mode: str
+    server: ServerProcess
+    client: SandboxClient
+    canary: str  # in the server's environment: no cell may ever print it
+    secret: str  # a value in the control session's globals and in a file in its folder
+    control: object = None  # the control session (SyncSession)
+    victim_dir: str = ""  # the control session's private folder, as cells see paths
+    victim_pid: int = 0  # the control session's holder, as cells see pids
+    idle_processes: int = 0  # session processes of this server when nothing runs
+    blocks: set[int] = field(default_factory=set)  # this server's uid blocks
+
+    @classmethod
+    def start(cls, mode: str) -> Target:
+        canary = f"canary-{uuid.uuid4().hex}"
+        server = ServerProcess("--isolation", mode, "--pool-size", "1", "--grace", "3", env={CANARY_VAR: canary})
+        server.wait_serving()
+        client = SandboxClient(server.address)
+        target = cls(mode, server, client, canary, f"victim-secret-{uuid.uuid4().hex}")
+        target.control = client.session(seed=1)
+        target.control.__enter__()
+        result = target.control.run(
+            f"import os\nsecret_value = {target.secret!r}\nopen('secret.txt', 'w').write(secret_value)\n"
+            "print(os.getcwd())"
+        )
+        assert result.status == "OK", result
+        target.victim_dir = result.stdout.strip()
+        target.refresh_victim_pid()
+        target.idle_processes = target.wait_idle()
+        return target
+
+    def stop(self) -> None:
+        try:
+            self.control.close()
+            self.client.close()
+        finally:
+            self.server.stop()
+
+    # -- what attacks get to know ----------------------------------------------------------------
+
+    def refresh_victim_pid(self) -> None:
+        """The control session's holder: after a committed cell, its last worker."""
+        result = self.control.run("import os\nos.getpid()")
+        assert result.status == "OK", result
+        self.victim_pid = int(result.display)
+
+    def substitutions(self, marker: str) -> dict[str, str]:
+        return {
+            "MARKER": marker,
+            "SERVER_PORT": str(self.server.port),
+            "SERVER_PID": str(self.server.proc.pid),
+            "VICTIM_DIR": self.victim_dir,
+            "VICTIM_PID": str(self.victim_pid),
+            "VICTIM_SECRET": self.secret,
+            "CANARY_VAR": CANARY_VAR,
+        }
+
+    # -- processes ---------------------------------------------------------------------------------
+
+    def zygotes(self) -> list[psutil.Process]:
+        out = []
+        for proc in _children(psutil.Process(self.server.proc.pid)):
+            try:
+                if "zygote.py" in " ".join(proc.cmdline()) and "zygote.py" not in " ".join(proc.parent().cmdline()):
+                    out.append(proc)
+            except (psutil.Error, AttributeError):  # AttributeError: its parent just went away
+                continue
+        return out
+
+    def session_processes(self) -> list[psutil.Process]:
+        """Live (non-zombie) processes under the zygotes: the sessions' holders, workers and strays."""
+        out = []
+        for zygote in self.zygotes():
+            for proc in _children(zygote):
+                try:
+                    if proc.status() != psutil.STATUS_ZOMBIE:
+                        out.append(proc)
+                except psutil.Error:
+                    continue
+        return out
+
+    def uid_blocks(self) -> set[int]:
+        blocks = set()
+        for proc in self.session_processes():
+            try:
+                blocks.add((proc.uids().real - UID_ORIGIN) // UID_BLOCK)
+            except psutil.Error:
+                continue
+        return {b for b in blocks if 0 <= b < UID_BLOCKS}
+
+    def wait_idle(self) -> int:
+        """Wait until the session process count stops changing (spares refilled); return it."""
+        last, stable_since = -1, time.monotonic()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            count = len(self.session_processes())
+            if count != last:
+                last, stable_since = count, time.monotonic()
+            elif time.monotonic() - stable_since > 1.0:
+                self.blocks = self.uid_blocks()
+                return count
+            time.sleep(0.1)
+        raise AssertionError("the sandbox never settled")
+
+    def process_problems(self, marker: str) -> list[str]:
+        problems = []
+        inside = {p.pid for p in self.session_processes()}
+        by_uid: dict[int, list[int]] = {}
+        for proc in psutil.process_iter(["pid", "uids", "cmdline", "status"]):
+            info = proc.info
+            if info["status"] == psutil.STATUS_ZOMBIE or info["uids"] is None:
+                continue
+            if marker in " ".join(info["cmdline"] or ()):
+                problems.append(f"process {info['pid']} with the attack's marker survives: {info['cmdline']}")
+            uid = info["uids"].real
+            if UID_ORIGIN <= uid and (uid - UID_ORIGIN) // UID_BLOCK in self.blocks:
+                if info["pid"] not in inside:
+                    problems.append(f"process {info['pid']} of sandbox uid {uid} escaped the server's tree")
+                by_uid.setdefault(uid, []).append(info["pid"])
+        for uid, pids in by_uid.items():
+            if len(pids) > 2:
+                problems.append(f"uid {uid} has {len(pids)} processes (a holder and a worker at most): {pids}")
+        count = len(inside)
+        if count != self.idle_processes:
+            problems.append(f"{count} session processes, {self.idle_processes} when idle")
+        return problems
+
+    # -- files ---------------------------------------------------------------------------------------
+
+    def scratch_roots(self) -> list[Path]:
+        """The scratch folders as the host sees them: the jail's /tmp, or the rlimit mode's temp folder."""
+        roots = []
+        for zygote in self.zygotes():
+            if self.mode == "nsjail":
+                roots.append(Path(f"/proc/{zygote.pid}/root/tmp"))
+            else:
+                for child in zygote.children():
+                    try:
+                        roots.append(Path(child.cwd()).parent)
+                        break
+                    except psutil.Error:
+                        continue
+        return roots
+
+    def file_problems(self, marker: str) -> list[str]:
+        problems = []
+        for root in self.scratch_roots():
+            for folder, dirs, files in os.walk(root):
+                for name in dirs + files:
+                    if marker in name:
+                        problems.append(f"{folder}/{name} is left over")
+        return problems
+
+    # -- the verdict ---------------------------------------------------------------------------------
+
+    def health(self) -> int:
+        with grpc.insecure_channel(self.server.address) as channel:
+            return health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5).status
+
+    def check_untouched(self, marker: str) -> None:
+        assert self.server.proc.poll() is None, f"the server died:\n{self.server.output()}"
+        assert self.health() == health_pb2.HealthCheckResponse.SERVING
+        control = self.control.run("print(secret_value, sum(range(10)), len([1, 2]), math.isqrt(16), "
+                                   "sympy.factorint(12))")
+        assert control.status == "OK", f"the control session was hurt: {control}"
+        assert control.stdout == f"{self.secret} 45 2 4 {{2: 2, 3: 1}}\n", control.stdout
+        fresh = self.client.execute("print(6 * 7)\nimport os\nprint(os.path.exists('secret.txt'))")
+        assert fresh.status == "OK" and fresh.stdout == "42\nFalse\n", fresh
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            problems = self.process_problems(marker) + self.file_problems(marker)
+            if not problems or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert not problems, "\n".join(problems)
+        self.refresh_victim_pid()
+
+
+def _children(proc: psutil.Process) -> list[psutil.Process]:
+    """All descendants, retrying while processes come and go under the walk."""
+    for _ in range(20):
+        try:
+            return proc.children(recursive=True)
+        except psutil.NoSuchProcess:
+            if not proc.is_running():
+                return []
+            time.sleep(0.01)
+    return []
+
+
+def fill(code: str, values: dict[str, str]) -> str:
+    """Put the target's facts (ports, pids, paths) into an attack's code: UPPER_CASE placeholders."""
+    return re.sub(r"\b(" + "|".join(values) + r")\b", lambda m: values[m.group(1)], code)
