@@ -1,0 +1,44 @@
+"""Tokenizer and trace rendering: characters and digit groups, stable splices, the right loss mask."""
+
+from __future__ import annotations
+
+from tiny_tir.problems import generate
+from tiny_tir.tokenizer import ASSISTANT, END, USER, build_tokenizer, render_prompt
+from tiny_tir.traces import STOP, as_written, segments, tool_reply
+from tiny_tir.train import IGNORE, encode
+
+
+def test_chat_template_matches_render_prompt() -> None:
+    tok = build_tokenizer()
+    msgs = [{"role": "user", "content": "What is 2 + 2?"}]
+    assert tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) == render_prompt(
+        "What is 2 + 2?"
+    )
+    ids = tok.encode(render_prompt("x"), add_special_tokens=False)
+    assert ids[0] == tok.convert_tokens_to_ids(USER) and ids[-1] == tok.convert_tokens_to_ids(ASSISTANT)
+    assert tok.eos_token == END
+
+
+def test_digits_in_groups_of_three_and_splice_stable() -> None:
+    tok = build_tokenizer()
+    assert tok.tokenize("x=1234567;") == ["x", "=", "123", "456", "7", ";"]
+    assert tok.tokenize("Let b = 12, c=3.\\boxed{45}") == [
+        "L", "e", "t", " ", "b = ", "12", ",", " ", "c", "=", "3", ".", "\\boxed{", "45", "}"]
+    before = "```python\nprint(pow(2, 10, 1000))\n```\n" + STOP
+    after = tool_reply("24") + "\\boxed{24}"
+    a = tok.encode(before, add_special_tokens=False)
+    b = tok.encode(after, add_special_tokens=False)
+    assert tok.encode(before + after, add_special_tokens=False) == a + b
+    assert tok.decode(a + b) == before + after
+    assert tok.decode(tok.encode("caf\u00e9", add_special_tokens=False)) == "caf<|unk|>"
+
+
+def test_loss_mask_covers_prompt_and_tool_outputs_only() -> None:
+    problem = next(p for p in generate(1, 100) if p.kind == "commas")
+    segs = segments(problem)
+    untrained = [s.text for s in segs if not s.trained]
+    assert untrained[0] == render_prompt(problem.text)
+    assert untrained[1:] == [tool_reply(o) for o in as_written(problem).cell_outputs()]
+    ids, labels = encode(1, 3)[0]
+    assert len(ids) == len(labels) and labels[-1] == ids[-1]  # eos is trained
+    assert any(x == IGNORE for x in labels) and any(x != IGNORE for x in labels)
