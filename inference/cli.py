@@ -1,0 +1,311 @@
+"""The `aimo` command: solve one problem, evaluate a problem set, or serve the sandbox.
+
+    aimo solve "What is 2^100 mod 997?"
+    aimo eval problems.csv --samples 8 --out runs/first
+    aimo eval --synthetic 20            # the tiny model's kind of problems, generated fresh
+    aimo lab runs/first --samples 4,8,16 --agree 2,3,4 --total-s 3600   # replay the traces under other policies
+    aimo sandbox --isolation nsjail     # the gRPC sandbox service (same flags as python -m sandbox_service)
+
+Every option can also come from a TOML file (`--config aimo.toml`, keys as the option names with
+underscores); options on the command line win. The defaults run on a CPU with the bundled tiny model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import sys
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import typer
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_MODEL = ROOT / "models" / "tiny-tir"
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
+
+
+@dataclass
+class Settings:
+    model: str = str(TINY_MODEL)
+    dialect: str = ""  # empty: from the model's preset
+    engine: str = "vllm"  # "vllm" (in-process) or the base URL of an OpenAI-compatible server
+    served_model: str = ""  # the model name the server knows (default: the model's folder name)
+    sandbox: str = "spawn"  # "spawn" (start the service here), "local" (in-process), or host:port
+    samples: int = 4
+    agree: int = 3
+    selector: str = "majority"
+    max_tokens: int = 0  # per sample; 0: the preset's context length
+    max_model_len: int = 0  # 0: the preset's
+    max_tool_calls: int = 8
+    tool_timeout_ms: int = 10_000
+    temperature: float = -1.0  # negative: the preset's
+    seed: int = 0
+    total_s: float = 5 * 3600.0
+    problems: int = 0  # expected problem count for the budget (0: the size of the set)
+    out: str = "runs/latest"
+
+
+def load_settings(config: Path | None, **given) -> Settings:
+    values = {}
+    if config is not None:
+        values.update(tomllib.loads(config.read_text()))
+        unknown = set(values) - {f.name for f in fields(Settings)}
+        if unknown:
+            raise typer.BadParameter(f"unknown keys in {config}: {', '.join(sorted(unknown))}")
+    values.update({k: v for k, v in given.items() if v is not None})
+    return replace(Settings(), **values)
+
+
+async def build(settings: Settings, stack: contextlib.AsyncExitStack):
+    """Engine, dialect, sandbox and solver config from the settings; everything closes with `stack`."""
+    from .presets import make_dialect, preset_for
+    from .sample import SamplingConfig
+    from .solver import Solver, SolverConfig
+
+    preset = preset_for(settings.model)
+    if settings.dialect:
+        preset = replace(preset, dialect=settings.dialect)
+    max_model_len = settings.max_model_len or preset.max_model_len
+    tokenizer = None
+    if preset.dialect != "harmony":
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(settings.model)
+    dialect = make_dialect(preset, tokenizer)
+    if settings.engine == "vllm":
+        engine = _vllm_engine(settings.model, max_model_len)
+    else:
+        from .openai_engine import OpenAIEngine
+
+        engine = OpenAIEngine(settings.engine, settings.served_model or Path(settings.model).name,
+                              max_model_len=max_model_len)
+    stack.push_async_callback(engine.close)
+    sandbox = await stack.enter_async_context(_sandbox(settings.sandbox))
+    sampling = SamplingConfig(
+        temperature=preset.temperature if settings.temperature < 0 else settings.temperature,
+        top_p=preset.top_p, min_p=preset.min_p, max_tokens=settings.max_tokens or max_model_len,
+        max_tool_calls=settings.max_tool_calls, tool_timeout_ms=settings.tool_timeout_ms,
+    )
+    config = SolverConfig(samples=settings.samples, agree=settings.agree, selector=settings.selector,
+                          seed=settings.seed, sampling=sampling)
+    return Solver(engine, dialect, sandbox, config)
+
+
+def _vllm_engine(model: str, max_model_len: int):
+    from .vllm_engine import VLLMEngine
+
+    try:
+        import torch
+
+        on_gpu = torch.cuda.is_available()
+    except ImportError:
+        on_gpu = False
+    if on_gpu:
+        return VLLMEngine(model, max_model_len=max_model_len)
+    return VLLMEngine.for_cpu(model, max_model_len=max_model_len)
+
+
+@contextlib.asynccontextmanager
+async def _sandbox(spec: str):
+    from sandbox_service.client import AsyncSandboxClient
+    from sandbox_service.local import AsyncLocalSandbox
+
+    if spec == "local":
+        async with AsyncLocalSandbox(pool_size=2) as sandbox:
+            yield sandbox
+        return
+    server = None
+    if spec == "spawn":
+        from sandbox_service.spawn import ServerProcess
+
+        server = ServerProcess("--isolation", "auto", "--metrics-port", "0")
+        await asyncio.to_thread(server.wait_serving)
+        spec = server.address
+    try:
+        async with AsyncSandboxClient(spec) as client:
+            yield client
+    finally:
+        if server is not None:
+            server.stop()
+
+
+async def _solve(settings: Settings, problem: str) -> dict:
+    async with contextlib.AsyncExitStack() as stack:
+        solver = await build(settings, stack)
+        result = await solver.solve(problem, budget_s=settings.total_s)
+        return result.to_dict()
+
+
+async def _eval(settings: Settings, problems) -> dict:
+    from .budget import BudgetConfig, TimeBudget
+    from .evaluate import evaluate
+
+    async with contextlib.AsyncExitStack() as stack:
+        solver = await build(settings, stack)
+        budget = TimeBudget(BudgetConfig(total_s=settings.total_s, problems=settings.problems or len(problems),
+                                         max_samples=settings.samples, min_samples=min(2, settings.samples)))
+        return await evaluate(problems, solver, budget, settings.out)
+
+
+CONFIG = typer.Option(None, "--config", help="a TOML file of option values", exists=True, dir_okay=False)
+
+
+@app.command()
+def solve(
+    problem: str = typer.Argument(..., help="the problem statement"),
+    config: Path = CONFIG,
+    model: str = typer.Option(None, help="model folder or name [default: the bundled tiny model]"),
+    engine: str = typer.Option(None, help="'vllm' (in-process) or an OpenAI-compatible server URL"),
+    sandbox: str = typer.Option(None, help="'spawn', 'local', or the host:port of a sandbox service"),
+    samples: int = typer.Option(None, help="samples to vote over"),
+    selector: str = typer.Option(None, help="majority, entropy or code"),
+    budget: float = typer.Option(None, "--budget", help="seconds for this problem"),
+    trace: bool = typer.Option(False, help="print every sample's trace as JSON"),
+) -> None:
+    """Solve one problem and print the answer."""
+    settings = load_settings(config, model=model, engine=engine, sandbox=sandbox, samples=samples,
+                             selector=selector, total_s=budget)
+    result = asyncio.run(_solve(settings, problem))
+    if trace:
+        typer.echo(json.dumps(result, indent=1))
+    typer.echo(f"answer: {result['answer']}  votes: {result['votes']}  ({result['elapsed_s']:.1f} s)"
+               + (f"  note: {result['failure']}" if result["failure"] else ""))
+
+
+@app.command("eval")
+def eval_command(
+    problems_csv: Path = typer.Argument(None, help="CSV with columns id,problem[,answer]", dir_okay=False),
+    synthetic: int = typer.Option(0, help="instead of a CSV: this many fresh problems of the tiny model's kind"),
+    config: Path = CONFIG,
+    model: str = typer.Option(None, help="model folder or name [default: the bundled tiny model]"),
+    engine: str = typer.Option(None, help="'vllm' (in-process) or an OpenAI-compatible server URL"),
+    sandbox: str = typer.Option(None, help="'spawn', 'local', or the host:port of a sandbox service"),
+    samples: int = typer.Option(None, help="samples per problem (fewer when time runs short)"),
+    agree: int = typer.Option(None, help="stop a problem once this many samples agree (0: every sample to its end)"),
+    selector: str = typer.Option(None, help="majority, entropy or code"),
+    total: float = typer.Option(None, "--total-s", help="seconds for the whole set"),
+    expected: int = typer.Option(None, "--problems", help="problems expected in all, for the budget"),
+    out: str = typer.Option(None, help="folder for results.csv, traces.jsonl, summary.json, report.html"),
+) -> None:
+    """Evaluate a problem set: accuracy, per-problem results, traces and an HTML report."""
+    from .problems import ProblemSetError, read_problems, synthetic_problems
+
+    if problems_csv is not None:
+        try:
+            problems, messages = read_problems(problems_csv)
+        except (ProblemSetError, OSError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+        for message in messages:
+            typer.echo(f"warning: {message}", err=True)
+    elif synthetic:
+        problems = synthetic_problems(synthetic)
+    else:
+        typer.echo("error: give a CSV file or --synthetic N", err=True)
+        raise typer.Exit(2)
+    settings = load_settings(config, model=model, engine=engine, sandbox=sandbox, samples=samples, agree=agree,
+                             selector=selector, total_s=total, problems=expected, out=out)
+    summary = asyncio.run(_eval(settings, problems))
+    typer.echo(f"\n{summary['problems']} problems, accuracy {_percent(summary['accuracy'])}, "
+               f"pass@k {_percent(summary['pass_at_k'])}, {summary['seconds_per_problem']:.1f} s per problem; "
+               f"report: {Path(settings.out) / 'report.html'}")
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _choice(help: str) -> typer.Option:
+    return typer.Option(None, help=f"{help} (comma-separated values: each is tried)")
+
+
+@app.command()
+def lab(
+    runs: list[Path] = typer.Argument(..., help="folders `aimo eval` wrote (samples pool by problem id)",
+                                      exists=True, file_okay=False),
+    samples: str = _choice("samples per problem"),
+    agree: str = _choice("early-stop agreement thresholds"),
+    selector: str = _choice("selectors: majority, entropy, code"),
+    slots: str = _choice("samples decoding at once (the engine's max_num_seqs; 0: all)"),
+    total: str = typer.Option(None, "--total-s", help="global deadlines in seconds (comma-separated)"),
+    expected: str = typer.Option(None, "--problems", help="problems the budget expects (comma-separated)"),
+    base_share: str = _choice("share of the even split a problem gets as its base"),
+    ceiling_factor: str = _choice("most bases one problem may use"),
+    random_count: int = typer.Option(0, "--random", help="score this many policies drawn from the grid, not all"),
+    replicates: int = typer.Option(100, help="simulated runs of the set per policy"),
+    scoring: str = typer.Option("single", help="single, or aimo3 (the set runs twice: 1 if both right, 0.5 if one)"),
+    max_minutes: float = typer.Option(None, help="the best policy must fit the set in this many minutes"),
+    seed: int = typer.Option(0, help="seed of the simulated draws"),
+    out: Path = typer.Option(Path("runs/lab"), help="folder for lab.csv and lab.html"),
+) -> None:
+    """Replay recorded traces under other policies: expected score, time and the Pareto front, no GPU."""
+    from rich.console import Console
+    from rich.progress import track
+    from rich.table import Table
+
+    from .lab import Policy, fit_timing, load_runs, replay_recorded_policy, score_policy
+    from .lab.recording import RecordingError
+    from .lab.report import label, varied, write_lab
+    from .lab.score import best, grid, pareto, parse_choices, random_search
+
+    try:
+        recording = load_runs(runs)
+        choices = parse_choices({"samples": samples, "agree": agree, "selector": selector, "slots": slots,
+                                 "total_s": total, "problems": expected, "base_share": base_share,
+                                 "ceiling_factor": ceiling_factor})
+        timing = fit_timing(recording)
+    except (RecordingError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    base = Policy.recorded(recording.policy) if recording.policy else Policy()
+    entropies = any(s.vote and s.vote.mean_entropy is not None for p in recording.problems for s in p.samples)
+    if "entropy" in choices.get("selector", []) and not entropies:
+        typer.echo("warning: the recording has no logprobs (record with --selector entropy): the entropy "
+                   "selector counts every vote as 1, like majority", err=True)
+    policies = random_search(base, choices, random_count, seed) if random_count else grid(base, choices)
+    console = Console()
+    check = None
+    if recording.policy:
+        check = replay_recorded_policy(recording, timing)
+        console.print(f"replay of the recorded policy: {check.predicted_correct} right (recorded "
+                      f"{check.recorded_correct}), {check.predicted_s:.1f} s (recorded {check.recorded_s:.1f} s)")
+    score = functools.partial(score_policy, recording, timing=timing, replicates=replicates, seed=seed,
+                              scoring=scoring)
+    scores = [score(p) for p in track(policies, description="scoring policies", console=console)]
+    recorded = None
+    if recording.policy:  # the recorded policy, scored like the others (already, when the grid holds it)
+        recorded = next((s for s in scores if s.policy == base), None) or score(base)
+    per_problem = sum(len(p.samples) for p in recording.problems) / len(recording.problems)
+    note = (f"{len(recording.problems)} problems ({len(recording.graded)} graded), {per_problem:.1f} recorded samples "
+            f"each; {replicates} simulated runs per policy; scoring: {scoring}")
+    path = write_lab(out, scores, timing, recording_note=note, check=check, recorded=recorded)
+    names = varied(scores)
+    table = Table("policy", "score [95%]", "minutes", "pass@n", "selection loss", title="Pareto front")
+    for s in pareto(scores):
+        table.add_row(label(s.policy, names), f"{s.score:.3f} [{s.low:.3f}, {s.high:.3f}]", f"{s.seconds / 60:.1f}",
+                      f"{s.pass_at_n:.3f}", f"{s.selection_loss:.3f}")
+    console.print(table)
+    top = best(scores, None if max_minutes is None else max_minutes * 60)
+    console.print(f"best: {label(top.policy, names)}, score {top.score:.3f}" if top else "no policy fits the time")
+    console.print(f"report: {path}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def sandbox(ctx: typer.Context) -> None:
+    """Serve the sandbox over gRPC (all flags of `python -m sandbox_service`)."""
+    from sandbox_service.__main__ import main as serve
+
+    serve(list(ctx.args))
+
+
+def main() -> None:
+    app(prog_name="aimo")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

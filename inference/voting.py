@@ -1,0 +1,97 @@
+"""Selecting one answer from many samples: pluggable selectors, and early stopping.
+
+A selector maps the finished samples' (answer, weight-relevant facts) to a score per answer; the
+`Ballot` tracks votes as samples finish and says when the result can no longer change.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Vote:
+    answer: int
+    mean_entropy: float | None = None  # mean top-k logprob entropy of the sample's tokens (nats)
+    code_ok: int = 0  # tool calls that ran without error
+    code_failed: int = 0  # tool calls that raised, timed out or crashed
+
+
+Selector = Callable[[list[Vote]], dict[int, float]]
+
+
+def majority(votes: list[Vote]) -> dict[int, float]:
+    scores: dict[int, float] = defaultdict(float)
+    for vote in votes:
+        scores[vote.answer] += 1.0
+    return dict(scores)
+
+
+def entropy_weighted(votes: list[Vote]) -> dict[int, float]:
+    """Confident samples count more: weight 1 / mean top-k entropy (the AIMO3 winners' vote)."""
+    scores: dict[int, float] = defaultdict(float)
+    for vote in votes:
+        entropy = vote.mean_entropy
+        scores[vote.answer] += 1.0 if entropy is None else 1.0 / max(entropy, 0.05)
+    return dict(scores)
+
+
+def code_verified(votes: list[Vote]) -> dict[int, float]:
+    """Samples whose code ran count more; samples with no code or only failing code count less."""
+    scores: dict[int, float] = defaultdict(float)
+    for vote in votes:
+        runs = vote.code_ok + vote.code_failed
+        scores[vote.answer] += 0.5 + (vote.code_ok / runs if runs else 0.0)
+    return dict(scores)
+
+
+SELECTORS: dict[str, Selector] = {
+    "majority": majority,
+    "entropy": entropy_weighted,
+    "code": code_verified,
+}
+
+
+class Ballot:
+    """Votes as they arrive; `decided()` when `agree` samples share an answer or nobody can catch up
+    (`agree` 0: only when every sample has finished)."""
+
+    def __init__(self, total: int, agree: int, selector: Selector = majority) -> None:
+        self.total = total
+        self.agree = agree
+        self.selector = selector
+        self.votes: list[Vote] = []
+        self.finished = 0  # samples done, with or without an answer
+
+    def add(self, vote: Vote | None) -> None:
+        self.finished += 1
+        if vote is not None:
+            self.votes.append(vote)
+
+    def counts(self) -> dict[int, int]:
+        counts: dict[int, int] = defaultdict(int)
+        for vote in self.votes:
+            counts[vote.answer] += 1
+        return dict(counts)
+
+    def decided(self) -> bool:
+        if self.finished >= self.total:
+            return True
+        if self.agree <= 0:  # no early stop: every sample runs to its end (how traces for the lab are recorded)
+            return False
+        ranked = sorted(self.counts().values(), reverse=True)
+        if not ranked:
+            return False
+        leader, runner_up = ranked[0], (ranked[1] if len(ranked) > 1 else 0)
+        remaining = self.total - self.finished
+        return leader >= self.agree or leader > runner_up + remaining
+
+    def winner(self) -> int | None:
+        scores = self.selector(self.votes)
+        if not scores:
+            return None
+        counts = self.counts()
+        # Ties in score go to the answer more samples gave, then to the smaller answer: deterministic.
+        return max(scores, key=lambda a: (scores[a], counts.get(a, 0), -a))

@@ -1,0 +1,107 @@
+"""The loop when things go wrong: bad code blocks, a dead sandbox, a dying engine. Never a hang."""
+
+from __future__ import annotations
+
+import asyncio
+
+from inference.dialects import MarkdownDialect
+from inference.engine import EngineError
+from inference.sample import SamplingConfig
+from inference.solver import Solver, SolverConfig
+from sandbox_service.client import AsyncSandboxClient
+from sandbox_service.local import AsyncLocalSandbox
+from sandbox_service.spawn import free_port
+from tests.inference.replay import HarmonyTokenizer, ReplayEngine
+
+GOOD = ["```python\nprint(6 * 7)\n```\n```output\n", "The answer is \\boxed{42}."]
+
+
+def solver_for(engine, sandbox, samples=1, **sampling) -> Solver:
+    config = SolverConfig(samples=samples, agree=samples, sampling=SamplingConfig(**sampling))
+    return Solver(engine, MarkdownDialect(engine.tokenizer), sandbox, config)
+
+
+async def with_local(scripts, samples=1, **sampling):
+    engine = ReplayEngine(HarmonyTokenizer(), scripts, max_model_len=4096)
+    async with AsyncLocalSandbox(pool_size=1) as sandbox:
+        return await solver_for(engine, sandbox, samples, **sampling).solve("What is six times seven?"), engine
+
+
+def test_a_code_block_that_never_closes_ends_the_sample_without_running():
+    result, _ = asyncio.run(with_local([["```python\nprint(1)\nwhile True:\n    x = 1\n" * 3]], max_tokens=60))
+    sample = result.samples[0]
+    assert sample.finish == "no_answer" and sample.tool_calls == 0
+    assert not result.answered and result.answer == 0
+
+
+def test_invalid_syntax_is_shown_to_the_model_which_goes_on():
+    script = ["```python\nprint(6 *\n```\n```output\n", *GOOD]
+    result, engine = asyncio.run(with_local([script]))
+    first = result.samples[0].turns[0]
+    assert first.status == "ERROR" and "SyntaxError" in first.output
+    assert result.answer == 42
+    assert "SyntaxError" in engine.tokenizer.decode(engine.requests[1].prompt_ids)
+
+
+def test_a_dead_sandbox_is_an_error_the_model_sees_not_a_hang():
+    async def run():
+        engine = ReplayEngine(HarmonyTokenizer(), [GOOD], max_model_len=4096)
+        async with AsyncSandboxClient(f"127.0.0.1:{free_port()}") as nobody:
+            solver = solver_for(engine, nobody)
+            return await asyncio.wait_for(solver.solve("What is six times seven?"), 30)
+
+    result = asyncio.run(run())
+    turn = result.samples[0].turns[0]
+    assert turn.status == "CRASHED" and "sandbox unavailable (UNAVAILABLE" in turn.output
+    assert result.answer == 42  # the model went on without the tool
+
+
+class DyingEngine(ReplayEngine):
+    """A replay engine that dies after `lives` requests (a fault injected on purpose, named so)."""
+
+    def __init__(self, *args, lives: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lives = lives
+
+    async def generate(self, request):
+        if len(self.requests) >= self.lives:
+            raise EngineError("engine died (injected)")
+        return await super().generate(request)
+
+
+def test_an_engine_dying_mid_problem_returns_the_best_answer_so_far():
+    async def run():
+        engine = DyingEngine(HarmonyTokenizer(), [GOOD, GOOD, GOOD], lives=4, max_model_len=4096)
+        async with AsyncLocalSandbox(pool_size=1) as sandbox:
+            return await solver_for(engine, sandbox, samples=3).solve("What is six times seven?")
+
+    result = asyncio.run(run())
+    finishes = sorted(s.finish for s in result.samples)
+    assert "error" in finishes and "answered" in finishes
+    assert result.answer == 42 and result.answered
+    assert "failed" in result.failure and "engine died (injected)" in result.failure
+
+
+def test_the_time_budget_returns_an_answer_on_time_even_with_a_stuck_sample():
+    class StuckEngine(ReplayEngine):
+        """Sample 1 never finishes generating (a stuck request, injected on purpose)."""
+
+        async def generate(self, request):
+            if "-s1-" in request.request_id:
+                await asyncio.sleep(3600)
+            return await super().generate(request)
+
+    async def run():
+        engine = StuckEngine(HarmonyTokenizer(), [GOOD, GOOD], max_model_len=4096)
+        async with AsyncLocalSandbox(pool_size=1) as sandbox:
+            solver = solver_for(engine, sandbox, samples=2)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            result = await solver.solve("What is six times seven?", budget_s=2.0)
+            return result, loop.time() - started, engine
+
+    result, elapsed, engine = asyncio.run(run())
+    assert elapsed < 2.0 + 2.5  # the budget, plus the bounded wait for cancelled tasks
+    assert result.answer == 42 and "time budget" in result.failure
+    assert [s.finish for s in result.samples] == ["answered", "aborted"]
+    assert any("-s1-" in rid for rid in engine.aborted)

@@ -1,0 +1,69 @@
+"""The lab on real traces: the tiny model records a run (early stopping on), and the lab's replay of
+that run's own policy must give the same answers (so the same score) and the time within 10%; then
+`aimo lab` searches policies on it and writes the report with its Pareto plot."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from inference.budget import BudgetConfig, TimeBudget
+from inference.cli import app
+from inference.evaluate import evaluate
+from inference.lab import fit_timing, load_runs, replay_recorded_policy
+from inference.problems import synthetic_problems
+from inference.sample import SamplingConfig
+from inference.solver import Solver, SolverConfig
+from sandbox_service.local import AsyncLocalSandbox
+
+SAMPLES = 8
+
+
+@pytest.fixture(scope="module")
+def recorded(engine_loop, tiny_engine, tiny_dialect, tmp_path_factory):
+    out = tmp_path_factory.mktemp("recorded")
+
+    async def record():
+        async with AsyncLocalSandbox(pool_size=2) as sandbox:
+            # Temperature 1: the samples differ, so early stopping (3 of 8 agree) cuts some of them off.
+            config = SolverConfig(samples=SAMPLES, agree=3, seed=11,
+                                  sampling=SamplingConfig(temperature=1.0, max_tokens=900))
+            solver = Solver(tiny_engine, tiny_dialect, sandbox, config)
+            budget = TimeBudget(BudgetConfig(total_s=3600, problems=8, max_samples=SAMPLES))
+            return await evaluate(synthetic_problems(8, seed=31), solver, budget, out, show_progress=False)
+
+    summary = engine_loop.run(record())
+    assert summary["policy"]["agree"] == 3
+    return out
+
+
+def test_the_replay_of_the_recorded_policy_matches_the_recorded_run(recorded):
+    recording = load_runs([recorded])
+    assert any(s.finish == "aborted" for p in recording.problems for s in p.samples)  # early stop did cut some
+    check = replay_recorded_policy(recording, fit_timing(recording))
+    assert check.answers_differ == []
+    assert check.predicted_correct == check.recorded_correct
+    assert 0.9 <= check.time_ratio <= 1.1, check
+
+
+def test_aimo_lab_searches_policies_and_writes_the_report(recorded, tmp_path):
+    result = CliRunner().invoke(app, ["lab", str(recorded), "--samples", "2,4,8", "--agree", "1,3,8",
+                                      "--replicates", "20", "--scoring", "aimo3", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "replay of the recorded policy" in result.output and "Pareto front" in result.output
+    table = pl.read_csv(tmp_path / "lab.csv")
+    assert table.height == 9 and table["pareto"].any()
+    assert table["score"].is_between(0, 1).all() and (table["pass_at_n"] >= table["score"] - 1e-9).all()
+    page = (tmp_path / "lab.html").read_text()
+    image = page.split("id='pareto' alt='pareto' src='data:image/png;base64,")[1].split("'")[0]
+    assert base64.b64decode(image).startswith(b"\x89PNG")
+
+
+def test_aimo_lab_refuses_a_folder_without_traces(tmp_path):
+    (tmp_path / "summary.json").write_text(json.dumps({}))
+    result = CliRunner().invoke(app, ["lab", str(tmp_path)])
+    assert result.exit_code == 2 and "no traces.jsonl" in result.output

@@ -1,0 +1,65 @@
+"""Reading problem sets: every bad row named, the rest kept; a file that cannot be used says why."""
+
+from __future__ import annotations
+
+import pytest
+
+from inference.problems import ProblemSetError, read_problems, synthetic_problems
+
+
+def write(tmp_path, content: bytes | str, name: str = "set.csv"):
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def test_reads_ids_problems_and_answers(tmp_path):
+    problems, messages = read_problems(write(tmp_path, "id,problem,answer\na,What is 1+1?,2\nb,Find x.,\n"))
+    assert [(p.id, p.problem, p.answer) for p in problems] == [("a", "What is 1+1?", 2), ("b", "Find x.", None)]
+    assert messages == []
+
+
+def test_bad_rows_are_named_and_skipped(tmp_path):
+    content = ("id,problem,answer\n"
+               "a,ok,1\n"
+               "b,too,many,fields\n"
+               "a,duplicate id,3\n"
+               ",no id,4\n"
+               "c,answer not a number,seven\n")
+    problems, messages = read_problems(write(tmp_path, content))
+    assert [p.id for p in problems] == ["a", "c"] and problems[1].answer is None
+    assert any("line 3" in m and "wrong number of fields" in m for m in messages)
+    assert any("line 4" in m and "duplicate id 'a'" in m for m in messages)
+    assert any("line 5" in m and "empty id" in m for m in messages)
+    assert any("line 6" in m and "not an integer" in m for m in messages)
+
+
+def test_the_real_reference_set_loads():
+    from pathlib import Path
+
+    shared = Path(__file__).resolve().parents[3] / "shared" / "data" / "aimo3_reference.csv"
+    if not shared.exists():
+        pytest.skip(f"no shared data at {shared}")
+    problems, messages = read_problems(shared)
+    assert len(problems) == 10 and all(p.answer is not None for p in problems) and not messages
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty"),
+        (b"   \n", "empty"),
+        (b"id,question\n1,x\n", "needs columns id and problem"),
+        (b"id,problem\n1,caf\xe9\n", "not UTF-8 (line 2"),
+        (b"id,problem\n", "no usable rows"),
+    ],
+)
+def test_unusable_files_say_why(tmp_path, content, message):
+    with pytest.raises(ProblemSetError, match=message.replace("(", r"\(")):
+        read_problems(write(tmp_path, content))
+
+
+def test_synthetic_problems_are_fresh_and_deterministic():
+    first = synthetic_problems(5, seed=11)
+    assert first == synthetic_problems(5, seed=11) and first != synthetic_problems(5, seed=12)
+    assert all(0 <= p.answer <= 99999 for p in first)
