@@ -19,6 +19,7 @@ from .voting import SELECTORS, Ballot, Vote
 
 FALLBACK_ANSWER = 0  # what a problem gets when no sample answered: some integer beats none
 STOP_GRACE_S = 2.0
+RECANCEL_S = 0.05  # how often a stopped sample that is still running is cancelled again
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,16 @@ class Solver:
             await self.engine.abort(request_ids)
         except Exception:  # noqa: BLE001 - a dead engine has nothing left to abort
             pass
-        for task in pending:
-            task.cancel()
+        # Cancel again until they end: code that swallows a cancellation (wait_for on Python 3.11 does, when
+        # its result lands at the same moment) must not leave a stopped sample generating. Bounded, so that
+        # a task that never ends cannot hold the answer past the deadline.
+        running, stop_by = set(pending), time.monotonic() + STOP_GRACE_S
+        while running and (left := stop_by - time.monotonic()) > 0:
+            for task in running:
+                task.cancel()
+            _, running = await asyncio.wait(running, timeout=min(left, RECANCEL_S))
+        for task in pending:  # after the wait: a sample that ran on past its cancel was still not counted
             tasks[task].finish = "aborted"
-        # Bounded: a task that ignores its cancellation must not hold the answer past the deadline.
-        await asyncio.wait(pending, timeout=STOP_GRACE_S)
 
     def _result(self, problem: str, ballot: Ballot, traces: list[SampleTrace], started: float, *,
                 failure: str | None = None, early: bool = False) -> Result:

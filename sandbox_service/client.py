@@ -108,8 +108,9 @@ class AsyncClientSession:
                        display=DISPLAY_VALUES[display])
         await self._send(pb.SessionRequest(cell=cell))
         try:
-            reply = await asyncio.wait_for(self._call.read(), _call_timeout({"timeout_ms": timeout_ms},
-                                                                            self._limits.get("timeout_ms")))
+            # asyncio.timeout, not wait_for, which on Python 3.11 can swallow the caller's cancellation.
+            async with asyncio.timeout(_call_timeout({"timeout_ms": timeout_ms}, self._limits.get("timeout_ms"))):
+                reply = await self._call.read()
         except grpc.aio.AioRpcError as exc:
             raise _error(exc) from None
         except TimeoutError:

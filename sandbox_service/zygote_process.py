@@ -60,7 +60,8 @@ class ZygoteProcess:
         self._stderr = asyncio.create_task(self._drain_stderr())
         self._write(self.config)
         try:
-            ready = await asyncio.wait_for(self._read_frame(), START_TIMEOUT_S)
+            async with asyncio.timeout(START_TIMEOUT_S):
+                ready = await self._read_frame()
         except (TimeoutError, asyncio.IncompleteReadError, framing.FrameError) as exc:
             self.kill(f"did not start: {exc!r}")
             await self.wait_closed()
@@ -123,7 +124,10 @@ class ZygoteProcess:
         started = time.monotonic()
         try:
             self._write(message | {"rid": rid, "timeout_ms": timeout_ms})
-            return await asyncio.wait_for(asyncio.shield(waiter), timeout_ms / 1000 + GRACE_S)
+            # Not wait_for: on Python 3.11 it swallows a cancellation that lands as the answer arrives, and
+            # the cancelled caller (a sample stopped early) would run on. asyncio.timeout re-raises it.
+            async with asyncio.timeout(timeout_ms / 1000 + GRACE_S):
+                return await waiter
         except TimeoutError:
             # The zygote enforces deadlines itself; silence past one means it is wedged.
             self.kill(f"no answer {GRACE_S}s past a deadline")

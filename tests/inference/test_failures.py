@@ -10,6 +10,7 @@ from inference.sample import SamplingConfig
 from inference.solver import Solver, SolverConfig
 from sandbox_service.client import AsyncSandboxClient
 from sandbox_service.local import AsyncLocalSandbox
+from sandbox_service.result import ExecResult
 from sandbox_service.spawn import free_port
 from tests.inference.replay import HarmonyTokenizer, ReplayEngine
 
@@ -105,3 +106,66 @@ def test_the_time_budget_returns_an_answer_on_time_even_with_a_stuck_sample():
     assert result.answer == 42 and "time budget" in result.failure
     assert [s.finish for s in result.samples] == ["answered", "aborted"]
     assert any("-s1-" in rid for rid in engine.aborted)
+
+
+class SlowReplayEngine(ReplayEngine):
+    """A replay engine that takes `decode_s` per request, as a real one does."""
+
+    def __init__(self, *args, decode_s: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.decode_s = decode_s
+
+    async def generate(self, request):
+        await asyncio.sleep(self.decode_s)
+        return await super().generate(request)
+
+
+class CancellationSwallowingSandbox:
+    """Its sessions answer a cell whose caller was cancelled instead of raising (a fault injected on
+    purpose, named so): what `asyncio.wait_for` does on Python 3.11 when the answer lands at the cancel."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def session(self, **kwargs):
+        return _SwallowingSession(self.inner.session(**kwargs))
+
+
+class _SwallowingSession:
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    async def __aenter__(self):
+        await self.inner.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.inner.__aexit__(*exc)
+
+    async def run(self, code, **kwargs):
+        try:
+            return await self.inner.run(code, **kwargs)
+        except asyncio.CancelledError:
+            return ExecResult(status="OK", stdout="answered after the cancel\n")
+
+
+def test_a_sample_that_swallows_its_cancel_is_still_stopped_at_once():
+    slow_tool = ["```python\nimport time\ntime.sleep(1)\n```\n```output\n", "The answer is \\boxed{7}."]
+    quick = ["The answer is \\boxed{42}."]
+
+    async def run():
+        engine = SlowReplayEngine(HarmonyTokenizer(), [quick, slow_tool], decode_s=0.2, max_model_len=4096)
+        async with AsyncLocalSandbox(pool_size=1) as local:
+            config = SolverConfig(samples=2, agree=1)
+            solver = Solver(engine, MarkdownDialect(engine.tokenizer), CancellationSwallowingSandbox(local), config)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            result = await solver.solve("What is six times seven?")
+            return result, loop.time() - started
+
+    result, elapsed = asyncio.run(run())
+    assert result.answer == 42 and result.early_stopped
+    stopped = result.samples[1]
+    assert stopped.finish == "aborted"
+    assert len(stopped.turns) == 1, "the stopped sample went on to finish another turn"
+    assert elapsed < 1.0  # cancelled again within RECANCEL_S, not left to run out the 2 s grace
