@@ -45,3 +45,12 @@ def extract_answer(text: str) -> int | None:
         return None
     value = parse_integer(content)
     return value if value is not None and value in AIMO_RANGE else None
+
+
+def shown_in(answer: int, outputs: list[str]) -> bool:
+    """Whether some tool output shows `answer` as a whole number (so the model did not make it up).
+
+    Thousands separators count ("12,345" shows 12345); "123456" does not show 12345.
+    """
+    pattern = re.compile(rf"(?<!\d){answer}(?!\d)")
+    return any(pattern.search(out.replace(",", "").replace("_", "")) for out in outputs if out)

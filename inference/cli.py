@@ -4,6 +4,7 @@
     aimo eval problems.csv --samples 8 --out runs/first
     aimo eval --synthetic 20            # the tiny model's kind of problems, generated fresh
     aimo lab runs/first --samples 4,8,16 --agree 2,3,4 --total-s 3600   # replay the traces under other policies
+    aimo export-sft runs/first --out sft.jsonl   # the right samples as fine-tuning data
     aimo sandbox --isolation nsjail     # the gRPC sandbox service (same flags as python -m sandbox_service)
 
 Every option can also come from a TOML file (`--config aimo.toml`, keys as the option names with
@@ -39,6 +40,10 @@ class Settings:
     samples: int = 4
     agree: int = 3
     selector: str = "majority"
+    revise_below: float = 0.0  # a revision round when the leader holds less than this share of the votes
+    revise_samples: int = 4
+    revise_weight: float = 1.0
+    revise_show_code: bool = False
     max_tokens: int = 0  # per sample; 0: the preset's context length
     max_model_len: int = 0  # 0: the preset's
     max_tool_calls: int = 8
@@ -63,20 +68,11 @@ def load_settings(config: Path | None, **given) -> Settings:
 
 async def build(settings: Settings, stack: contextlib.AsyncExitStack):
     """Engine, dialect, sandbox and solver config from the settings; everything closes with `stack`."""
-    from .presets import make_dialect, preset_for
     from .sample import SamplingConfig
-    from .solver import Solver, SolverConfig
+    from .solver import RevisionConfig, Solver, SolverConfig
 
-    preset = preset_for(settings.model)
-    if settings.dialect:
-        preset = replace(preset, dialect=settings.dialect)
+    preset, dialect = _preset_and_dialect(settings.model, settings.dialect)
     max_model_len = settings.max_model_len or preset.max_model_len
-    tokenizer = None
-    if preset.dialect != "harmony":
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(settings.model)
-    dialect = make_dialect(preset, tokenizer)
     if settings.engine == "vllm":
         engine = _vllm_engine(settings.model, max_model_len)
     else:
@@ -91,9 +87,25 @@ async def build(settings: Settings, stack: contextlib.AsyncExitStack):
         top_p=preset.top_p, min_p=preset.min_p, max_tokens=settings.max_tokens or max_model_len,
         max_tool_calls=settings.max_tool_calls, tool_timeout_ms=settings.tool_timeout_ms,
     )
+    revision = RevisionConfig(below=settings.revise_below, samples=settings.revise_samples,
+                              weight=settings.revise_weight, show_code=settings.revise_show_code)
     config = SolverConfig(samples=settings.samples, agree=settings.agree, selector=settings.selector,
-                          seed=settings.seed, sampling=sampling)
+                          seed=settings.seed, sampling=sampling, revision=revision)
     return Solver(engine, dialect, sandbox, config)
+
+
+def _preset_and_dialect(model: str, dialect_name: str = ""):
+    from .presets import make_dialect, preset_for
+
+    preset = preset_for(model)
+    if dialect_name:
+        preset = replace(preset, dialect=dialect_name)
+    tokenizer = None
+    if preset.dialect != "harmony":
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(model)
+    return preset, make_dialect(preset, tokenizer)
 
 
 def _vllm_engine(model: str, max_model_len: int):
@@ -152,6 +164,8 @@ async def _eval(settings: Settings, problems) -> dict:
         return await evaluate(problems, solver, budget, settings.out)
 
 
+SELECTOR_HELP = "majority, entropy, code (down-weights failed code), executed or supported (drop samples)"
+REVISE_HELP = "a revision round when the leader holds less than this share of the votes (0: never)"
 CONFIG = typer.Option(None, "--config", help="a TOML file of option values", exists=True, dir_okay=False)
 
 
@@ -163,7 +177,7 @@ def solve(
     engine: str = typer.Option(None, help="'vllm' (in-process) or an OpenAI-compatible server URL"),
     sandbox: str = typer.Option(None, help="'spawn', 'local', or the host:port of a sandbox service"),
     samples: int = typer.Option(None, help="samples to vote over"),
-    selector: str = typer.Option(None, help="majority, entropy or code"),
+    selector: str = typer.Option(None, help=SELECTOR_HELP),
     budget: float = typer.Option(None, "--budget", help="seconds for this problem"),
     trace: bool = typer.Option(False, help="print every sample's trace as JSON"),
 ) -> None:
@@ -187,7 +201,9 @@ def eval_command(
     sandbox: str = typer.Option(None, help="'spawn', 'local', or the host:port of a sandbox service"),
     samples: int = typer.Option(None, help="samples per problem (fewer when time runs short)"),
     agree: int = typer.Option(None, help="stop a problem once this many samples agree (0: every sample to its end)"),
-    selector: str = typer.Option(None, help="majority, entropy or code"),
+    selector: str = typer.Option(None, help=SELECTOR_HELP),
+    revise_below: float = typer.Option(None, help=REVISE_HELP),
+    revise_samples: int = typer.Option(None, help="samples in a revision round"),
     total: float = typer.Option(None, "--total-s", help="seconds for the whole set"),
     expected: int = typer.Option(None, "--problems", help="problems expected in all, for the budget"),
     out: str = typer.Option(None, help="folder for results.csv, traces.jsonl, summary.json, report.html"),
@@ -209,7 +225,8 @@ def eval_command(
         typer.echo("error: give a CSV file or --synthetic N", err=True)
         raise typer.Exit(2)
     settings = load_settings(config, model=model, engine=engine, sandbox=sandbox, samples=samples, agree=agree,
-                             selector=selector, total_s=total, problems=expected, out=out)
+                             selector=selector, revise_below=revise_below, revise_samples=revise_samples,
+                             total_s=total, problems=expected, out=out)
     summary = asyncio.run(_eval(settings, problems))
     typer.echo(f"\n{summary['problems']} problems, accuracy {_percent(summary['accuracy'])}, "
                f"pass@k {_percent(summary['pass_at_k'])}, {summary['seconds_per_problem']:.1f} s per problem; "
@@ -230,7 +247,7 @@ def lab(
                                       exists=True, file_okay=False),
     samples: str = _choice("samples per problem"),
     agree: str = _choice("early-stop agreement thresholds"),
-    selector: str = _choice("selectors: majority, entropy, code"),
+    selector: str = _choice(f"selectors: {SELECTOR_HELP}"),
     slots: str = _choice("samples decoding at once (the engine's max_num_seqs; 0: all)"),
     total: str = typer.Option(None, "--total-s", help="global deadlines in seconds (comma-separated)"),
     expected: str = typer.Option(None, "--problems", help="problems the budget expects (comma-separated)"),
@@ -293,6 +310,28 @@ def lab(
     top = best(scores, None if max_minutes is None else max_minutes * 60)
     console.print(f"best: {label(top.policy, names)}, score {top.score:.3f}" if top else "no policy fits the time")
     console.print(f"report: {path}")
+
+
+@app.command("export-sft")
+def export_sft_command(
+    runs: list[Path] = typer.Argument(..., help="folders `aimo eval` wrote (or their traces.jsonl files)",
+                                      exists=True),
+    out: Path = typer.Option(Path("runs/sft.jsonl"), help="the JSON-lines file to write"),
+    model: str = typer.Option(str(TINY_MODEL), help="the model the traces came from (its tokenizer and dialect)"),
+    dialect: str = typer.Option("", help="the dialect, if not the model's preset's"),
+    max_tool_calls: int = typer.Option(8, help="the run's max_tool_calls (dialects that show calls left)"),
+) -> None:
+    """Fine-tuning data from evaluation traces: the right samples only, deduplicated, tool outputs masked."""
+    from .sft import export_sft
+
+    _, chosen = _preset_and_dialect(model, dialect)
+    try:
+        stats = export_sft(runs, chosen, out, max_tool_calls=max_tool_calls)
+    except (OSError, KeyError, json.JSONDecodeError) as exc:
+        typer.echo(f"error: not a traces file ({exc!r})", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"{stats.kept} records from {stats.right} right of {stats.samples} finished samples "
+               f"({stats.problems_kept} of {stats.problems} graded problems): {out}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

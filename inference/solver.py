@@ -11,6 +11,7 @@ import itertools
 import time
 from dataclasses import dataclass, field
 
+from .answers import shown_in
 from .dialects import Dialect
 from .engine import Engine
 from .sample import SamplingConfig, run_sample
@@ -22,13 +23,30 @@ STOP_GRACE_S = 2.0
 RECANCEL_S = 0.05  # how often a stopped sample that is still running is cancelled again
 
 
+REVISION_PROMPT = "{problem}\n\nEarlier attempts answered {answers}. Check them: one of them may be wrong.{code}"
+
+
+@dataclass(frozen=True)
+class RevisionConfig:
+    """A second round when the first agrees too little: new samples see the leading answers and check them."""
+
+    below: float = 0.0  # run it when the leader holds less than this share of the votes; 0: never
+    samples: int = 4
+    weight: float = 1.0  # each revision sample's weight in the vote (a first-round sample's is 1)
+    candidates: int = 2  # leading answers the prompt shows
+    show_code: bool = False  # and the last cell of a sample that gave each of them
+    min_seconds: float = 5.0  # not with less than this left of the problem's budget
+    prompt: str = REVISION_PROMPT  # with {problem}, {answers} and {code}
+
+
 @dataclass(frozen=True)
 class SolverConfig:
     samples: int = 8
     agree: int = 4  # stop once this many samples agree (or the leader cannot be caught); 0: never early
-    selector: str = "majority"  # "majority", "entropy" or "code"
+    selector: str = "majority"  # one of voting.SELECTORS
     seed: int = 0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    revision: RevisionConfig = field(default_factory=RevisionConfig)
 
 
 class Solver:
@@ -46,19 +64,42 @@ class Solver:
         started, origin = time.monotonic(), time.perf_counter()
         deadline = None if budget_s is None else started + budget_s
         n = samples or self.config.samples
+        selector = SELECTORS[self.config.selector]
+        ballot = Ballot(n, self.config.agree, selector)
         if not problem.strip():
-            return self._result(problem, Ballot(n, self.config.agree), [], started, failure="empty problem")
+            return self._result(problem, ballot, [], started, failure="empty problem")
         prompt_ids = self.dialect.prompt_ids(problem)
         if len(prompt_ids) >= self.engine.max_model_len - 16:
-            return self._result(problem, Ballot(n, self.config.agree), [], started,
+            return self._result(problem, ballot, [], started,
                                 failure=f"problem is {len(prompt_ids)} tokens; the context holds "
                                         f"{self.engine.max_model_len}")
+        prefix = f"p{next(self._problem_ids)}"
+        traces = [SampleTrace(index=i, seed=self.config.seed * 10_007 + i) for i in range(n)]
+        failure, early = await self._round(prompt_ids, traces, ballot, prefix, origin, deadline, budget_s)
+        revision = self.config.revision
+        if self._wants_revision(ballot, deadline):
+            checks = [SampleTrace(index=n + i, seed=self.config.seed * 10_007 + n + i, round=1,
+                                  weight=revision.weight) for i in range(revision.samples)]
+            second = Ballot(len(checks), 0, selector)  # every check runs to its end (or the deadline)
+            revision_ids = self.dialect.prompt_ids(self._revision_prompt(problem, ballot, traces))
+            if len(revision_ids) < self.engine.max_model_len - 16:
+                failure_2, _ = await self._round(revision_ids, checks, second, prefix, origin, deadline, budget_s)
+                failure = failure or failure_2
+                ballot.merge(second)
+                traces += checks
+        errors = [t.error for t in traces if t.finish == "error"]
+        if errors and len(errors) == ballot.finished and not ballot.votes:
+            failure = failure or f"every finished sample failed: {errors[0]}"
+        elif errors:
+            failure = failure or f"{len(errors)} sample(s) failed: {errors[0]}"
+        return self._result(problem, ballot, traces, started, failure=failure, early=early)
+
+    async def _round(self, prompt_ids: list[int], traces: list[SampleTrace], ballot: Ballot, prefix: str,
+                     origin: float, deadline: float | None, budget_s: float | None) -> tuple[str | None, bool]:
+        """Run `traces`' samples into `ballot` until it is decided or time is up: (failure, stopped early)."""
         config = self.config.sampling
         if self.config.selector == "entropy" and not config.logprobs:
             config = SamplingConfig(**{**config.__dict__, "logprobs": 5})
-        ballot = Ballot(n, self.config.agree, SELECTORS[self.config.selector])
-        prefix = f"p{next(self._problem_ids)}"
-        traces = [SampleTrace(index=i, seed=self.config.seed * 10_007 + i) for i in range(n)]
         tasks = {
             asyncio.create_task(run_sample(self.engine, self.dialect, self.sandbox, prompt_ids, trace,
                                            request_prefix=prefix, config=config, origin=origin)): trace
@@ -80,12 +121,29 @@ class Solver:
                     ballot.add(_vote(trace))
         finally:
             await self._stop(pending, tasks, prefix)
-        errors = [t.error for t in traces if t.finish == "error"]
-        if errors and len(errors) == ballot.finished and not ballot.votes:
-            failure = failure or f"every finished sample failed: {errors[0]}"
-        elif errors:
-            failure = failure or f"{len(errors)} sample(s) failed: {errors[0]}"
-        return self._result(problem, ballot, traces, started, failure=failure, early=bool(pending))
+        return failure, bool(pending)
+
+    def _wants_revision(self, ballot: Ballot, deadline: float | None) -> bool:
+        revision = self.config.revision
+        if revision.below <= 0 or revision.samples <= 0 or not ballot.votes:
+            return False
+        if deadline is not None and deadline - time.monotonic() < revision.min_seconds:
+            return False
+        return max(ballot.counts().values()) / len(ballot.votes) < revision.below
+
+    def _revision_prompt(self, problem: str, ballot: Ballot, traces: list[SampleTrace]) -> str:
+        revision = self.config.revision
+        scores, counts = ballot.selector(ballot.votes), ballot.counts()
+        leaders = sorted(scores, key=lambda a: (-scores[a], -counts.get(a, 0), a))[: revision.candidates]
+        answers = " and ".join(str(a) for a in leaders) if len(leaders) < 3 else (
+            ", ".join(str(a) for a in leaders[:-1]) + f" and {leaders[-1]}")
+        code = ""
+        if revision.show_code:
+            for answer in leaders:
+                cells = [t.code for s in traces if s.answer == answer for t in s.turns if t.code]
+                if cells:
+                    code += f"\n\nCode that gave {answer}:\n```python\n{cells[-1]}\n```"
+        return revision.prompt.format(problem=problem, answers=answers, code=code)
 
     async def _stop(self, pending: set[asyncio.Task], tasks: dict, prefix: str) -> None:
         """Abort what is still running: engine requests first, then the tasks (which closes their sessions)."""
@@ -119,4 +177,6 @@ class Solver:
 def _vote(trace: SampleTrace) -> Vote | None:
     if trace.answer is None:
         return None
-    return Vote(trace.answer, trace.mean_entropy, trace.code_ok, trace.tool_calls - trace.code_ok)
+    outputs = [t.output for t in trace.turns if t.status == "OK"]
+    return Vote(trace.answer, trace.mean_entropy, trace.code_ok, trace.tool_calls - trace.code_ok,
+                supported=shown_in(trace.answer, outputs), weight=trace.weight)

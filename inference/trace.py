@@ -40,6 +40,8 @@ class SampleTrace:
     wall_ms: float = 0.0  # from its start to its end (answer, abort or error)
     entropy_sum: float = 0.0  # top-k logprob entropy summed over generated tokens (when logprobs are on)
     entropy_tokens: int = 0
+    round: int = 0  # 0: the first round; 1: a revision round's sample, which saw the leading answers
+    weight: float = 1.0  # its weight in the vote (its round's)
 
     @property
     def mean_entropy(self) -> float | None:

@@ -17,6 +17,8 @@ class Vote:
     mean_entropy: float | None = None  # mean top-k logprob entropy of the sample's tokens (nats)
     code_ok: int = 0  # tool calls that ran without error
     code_failed: int = 0  # tool calls that raised, timed out or crashed
+    supported: bool = False  # some tool output the sample saw shows the answer it boxed
+    weight: float = 1.0  # its source's or its round's weight in the vote
 
 
 Selector = Callable[[list[Vote]], dict[int, float]]
@@ -25,7 +27,7 @@ Selector = Callable[[list[Vote]], dict[int, float]]
 def majority(votes: list[Vote]) -> dict[int, float]:
     scores: dict[int, float] = defaultdict(float)
     for vote in votes:
-        scores[vote.answer] += 1.0
+        scores[vote.answer] += vote.weight
     return dict(scores)
 
 
@@ -34,7 +36,7 @@ def entropy_weighted(votes: list[Vote]) -> dict[int, float]:
     scores: dict[int, float] = defaultdict(float)
     for vote in votes:
         entropy = vote.mean_entropy
-        scores[vote.answer] += 1.0 if entropy is None else 1.0 / max(entropy, 0.05)
+        scores[vote.answer] += vote.weight * (1.0 if entropy is None else 1.0 / max(entropy, 0.05))
     return dict(scores)
 
 
@@ -43,14 +45,29 @@ def code_verified(votes: list[Vote]) -> dict[int, float]:
     scores: dict[int, float] = defaultdict(float)
     for vote in votes:
         runs = vote.code_ok + vote.code_failed
-        scores[vote.answer] += 0.5 + (vote.code_ok / runs if runs else 0.0)
+        scores[vote.answer] += vote.weight * (0.5 + (vote.code_ok / runs if runs else 0.0))
     return dict(scores)
+
+
+def _only(keep: Callable[[Vote], bool]) -> Selector:
+    """Majority over the votes `keep` accepts; over all of them when it accepts none (an answer beats none)."""
+    def select(votes: list[Vote]) -> dict[int, float]:
+        return majority([v for v in votes if keep(v)] or votes)
+    return select
+
+
+# Execution filtering: drop samples whose code never ran without error...
+executed = _only(lambda v: v.code_ok > 0)
+# ...or whose boxed answer no tool output shows (the model made it up, or miscopied it).
+supported = _only(lambda v: v.supported)
 
 
 SELECTORS: dict[str, Selector] = {
     "majority": majority,
     "entropy": entropy_weighted,
     "code": code_verified,
+    "executed": executed,
+    "supported": supported,
 }
 
 
@@ -69,6 +86,12 @@ class Ballot:
         self.finished += 1
         if vote is not None:
             self.votes.append(vote)
+
+    def merge(self, other: Ballot) -> None:
+        """Count another round's ballot in with this one's (the votes carry their own weights)."""
+        self.total += other.total
+        self.finished += other.finished
+        self.votes += other.votes
 
     def counts(self) -> dict[int, int]:
         counts: dict[int, int] = defaultdict(int)

@@ -88,6 +88,28 @@ def encode(seed: int, n: int, weights: dict[str, float] | None = None) -> list[t
     return out
 
 
+def encode_sft(path: Path) -> list[tuple[list[int], list[int]]]:
+    """Token ids and labels from `aimo export-sft` records: segments marked `train: false` (the prompt,
+    tool outputs) are masked, as in the synthetic traces; eos ends each example once."""
+    tok = build_tokenizer()
+    eos = tok.convert_tokens_to_ids(END)
+    out = []
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        ids: list[int] = []
+        labels: list[int] = []
+        for seg in json.loads(line)["segments"]:
+            seg_ids = tok.encode(seg["text"], add_special_tokens=False)
+            ids += seg_ids
+            labels += seg_ids if seg["train"] else [IGNORE] * len(seg_ids)
+        if not ids or ids[-1] != eos:
+            ids.append(eos)
+            labels.append(eos)
+        out.append((ids, labels))
+    return out
+
+
 def _batch(examples: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     # Right padding needs no attention mask: causal attention never lets a real token see a pad,
     # and pad positions carry label -100.
@@ -110,14 +132,21 @@ def _number_accuracy(logits: torch.Tensor, labels: torch.Tensor, digit_ids: torc
 
 
 def train(
-    cfg: TrainConfig, out: Path | None, log_every: int = 50, init_from: Path | None = None
+    cfg: TrainConfig, out: Path | None, log_every: int = 50, init_from: Path | None = None,
+    sft: Path | None = None,
 ) -> list[float]:
-    """Train and (if `out`) save model + tokenizer; returns the per-step losses."""
+    """Train and (if `out`) save model + tokenizer; returns the per-step losses.
+
+    `sft`: an `aimo export-sft` file whose records join the synthetic examples."""
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     torch.use_deterministic_algorithms(True)
     t0 = time.time()
     data = encode(cfg.seed, cfg.problems, cfg.kind_weights)
+    if sft is not None:
+        exported = encode_sft(sft)
+        print(f"sft examples {len(exported)} from {sft}", flush=True)
+        data += exported
     tok = build_tokenizer()
     # init_from continues from saved weights (experiments only; the shipped model starts from scratch).
     model = LlamaForCausalLM.from_pretrained(str(init_from)) if init_from else make_model(cfg.size)
@@ -205,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch", type=int, default=None)
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--init-from", type=Path, default=None, help="continue from saved weights (experiments)")
+    ap.add_argument("--sft", type=Path, default=None, help="also train on an `aimo export-sft` file")
     args = ap.parse_args(argv)
     cfg = SMOKE if args.smoke else TrainConfig()
     overrides = {
@@ -214,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         if v is not None
     }
     cfg = TrainConfig(**{**asdict(cfg), "size": cfg.size, **overrides})
-    losses = train(cfg, args.out, log_every=2 if args.smoke else 50, init_from=args.init_from)
+    losses = train(cfg, args.out, log_every=2 if args.smoke else 50, init_from=args.init_from, sft=args.sft)
     if args.smoke:
         first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
         print(f"smoke: loss {first:.3f} -> {last:.3f}")

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..answers import shown_in
 from ..trace import TRACE_FORMAT
 from ..voting import Vote
 
@@ -70,7 +71,10 @@ def sample_from(data: dict) -> RecordedSample:
     entropy = data["entropy_sum"] / data["entropy_tokens"] if data["entropy_tokens"] else None
     ok = sum(t["status"] == "OK" for t in data["turns"])
     calls = sum(t["code"] is not None for t in data["turns"])
-    vote = None if data["answer"] is None else Vote(data["answer"], entropy, ok, calls - ok)
+    outputs = [t["output"] for t in data["turns"] if t["status"] == "OK"]
+    vote = None if data["answer"] is None else Vote(data["answer"], entropy, ok, calls - ok,
+                                                    supported=shown_in(data["answer"], outputs),
+                                                    weight=data.get("weight", 1.0))
     return RecordedSample(segments, vote, data["finish"], data["start_ms"] + data["wall_ms"])
 
 

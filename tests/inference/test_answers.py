@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from inference.answers import extract_answer, last_boxed
-from inference.voting import Ballot, Vote, code_verified, entropy_weighted, majority
+from inference.answers import extract_answer, last_boxed, shown_in
+from inference.voting import Ballot, Vote, code_verified, entropy_weighted, executed, majority, supported
 
 
 @pytest.mark.parametrize(
@@ -53,6 +53,45 @@ def test_code_verified_weighting_prefers_samples_whose_code_ran():
     assert max(majority(votes), key=majority(votes).get) == 1
     scores = code_verified(votes)
     assert scores == {1: 1.0, 2: 1.5}
+
+
+def test_execution_filters_drop_unbacked_votes_but_never_all_of_them():
+    votes = [Vote(7), Vote(7), Vote(3, code_ok=1, supported=True)]
+    assert max(majority(votes), key=majority(votes).get) == 7
+    assert executed(votes) == {3: 1.0}
+    assert supported(votes) == {3: 1.0}
+    unbacked = [Vote(7), Vote(7), Vote(3)]
+    assert executed(unbacked) == majority(unbacked) == supported(unbacked)  # none pass: all count
+
+
+def test_weights_scale_every_selector():
+    votes = [Vote(1), Vote(2, weight=2.5, code_ok=1, supported=True)]
+    assert majority(votes) == {1: 1.0, 2: 2.5}
+    assert code_verified(votes) == {1: 0.5, 2: 3.75}
+    assert entropy_weighted(votes)[2] == 2.5
+
+
+def test_merged_rounds_vote_together():
+    first, second = Ballot(total=4, agree=3), Ballot(total=2, agree=0)
+    for answer in (5, 3, 3):
+        first.add(Vote(answer))
+    first.add(None)
+    for _ in range(2):
+        second.add(Vote(5, weight=1.0))
+    first.merge(second)
+    assert (first.total, first.finished, first.counts()) == (6, 6, {5: 3, 3: 2})
+    assert first.winner() == 5
+
+
+@pytest.mark.parametrize(("answer", "outputs", "shown"), [
+    (42, ["\\boxed{42}"], True),
+    (12345, ["total: 12,345\n"], True),
+    (12345, ["123456"], False),
+    (5, ["15 25"], False),
+    (5, [], False),
+])
+def test_an_answer_is_supported_only_by_a_whole_number_in_an_output(answer, outputs, shown):
+    assert shown_in(answer, outputs) is shown
 
 
 def test_early_stop_when_k_agree():

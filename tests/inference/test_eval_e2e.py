@@ -52,3 +52,37 @@ def test_report_renders_in_a_headless_browser(run_dir):
     ).stdout
     assert 'data-plots-rendered="3"' in dom  # all three plots decoded and laid out
     assert "id=\"accuracy-vs-samples\"" in dom and "class=\"code\"" in dom and "class=\"output\"" in dom
+
+
+def test_export_sft_round_trips_into_the_tiny_models_training(run_dir, tmp_path):
+    from tiny_tir.tokenizer import build_tokenizer
+    from tiny_tir.train import IGNORE, encode_sft
+
+    out = tmp_path / "sft.jsonl"
+    exported = subprocess.run([sys.executable, "-m", "inference.cli", "export-sft", str(run_dir), "--out", str(out)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    traces = [json.loads(line) for line in (run_dir / "traces.jsonl").read_text().splitlines()]
+    right = [(t["id"], tuple((turn["text"], turn["output"]) for turn in s["turns"]))
+             for t in traces for s in t["samples"] if s["finish"] == "answered" and s["answer"] == t["expected"]]
+    assert records and len(records) == len(set(right))  # each distinct right sample once
+    assert f"{len(records)} records from {len(right)} right" in exported.stdout
+    tok = build_tokenizer()
+    for record in records:
+        segments = record["segments"]
+        assert [s["train"] for s in segments[:2]] == [False, True] and segments[-1]["train"]
+        assert segments[-1]["text"].endswith(f"\\boxed{{{record['answer']}}}<|end|>")
+        assert segments[0]["text"].startswith("<|user|>" + record["problem"])
+        # The splice rule: the segments tokenize apart exactly as the whole text does, so the masks line up.
+        whole = tok.encode("".join(s["text"] for s in segments), add_special_tokens=False)
+        assert whole == [i for s in segments for i in tok.encode(s["text"], add_special_tokens=False)]
+    (ids, labels), *_ = encode_sft(out)
+    reply = tok.encode(records[0]["segments"][2]["text"], add_special_tokens=False)
+    start = len(tok.encode("".join(s["text"] for s in records[0]["segments"][:2]), add_special_tokens=False))
+    assert ids[start:start + len(reply)] == reply and set(labels[start:start + len(reply)]) == {IGNORE}
+    script = ROOT / "scripts" / "train_tiny_tir.py"
+    trained = subprocess.run([sys.executable, str(script), "--smoke", "--sft", str(out)],
+                             cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-2000:]
+    assert f"sft examples {len(records)}" in trained.stdout and "smoke: loss" in trained.stdout

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 from inference.dialects import MarkdownDialect
 from inference.engine import EngineError
 from inference.sample import SamplingConfig
-from inference.solver import Solver, SolverConfig
+from inference.solver import RevisionConfig, Solver, SolverConfig
 from sandbox_service.client import AsyncSandboxClient
 from sandbox_service.local import AsyncLocalSandbox
 from sandbox_service.result import ExecResult
@@ -169,3 +170,36 @@ def test_a_sample_that_swallows_its_cancel_is_still_stopped_at_once():
     assert stopped.finish == "aborted"
     assert len(stopped.turns) == 1, "the stopped sample went on to finish another turn"
     assert elapsed < 1.0  # cancelled again within RECANCEL_S, not left to run out the 2 s grace
+
+
+def boxed(n: int) -> list[str]:
+    return [f"The answer is \\boxed{{{n}}}."]
+
+
+async def with_revision(scripts, revision, samples=3, **solve):
+    engine = ReplayEngine(HarmonyTokenizer(), scripts, max_model_len=4096)
+    async with AsyncLocalSandbox(pool_size=1) as sandbox:
+        config = SolverConfig(samples=samples, agree=0, revision=revision)
+        solver = Solver(engine, MarkdownDialect(engine.tokenizer), sandbox, config)
+        return await solver.solve("What is six times seven?", **solve), engine
+
+
+def test_a_revision_round_sees_the_leaders_and_joins_the_vote_with_its_weight():
+    # Round one splits 1/2/3; both checks (samples 3 and 4) side with 2, at weight 2 each.
+    scripts = [boxed(1), boxed(2), boxed(3), boxed(2), boxed(2)]
+    revision = RevisionConfig(below=0.6, samples=2, weight=2.0, candidates=2)
+    result, engine = asyncio.run(with_revision(scripts, revision))
+    checks = [s for s in result.samples if s.round == 1]
+    assert [s.index for s in checks] == [3, 4] and all(s.weight == 2.0 for s in checks)
+    revision_prompt = engine.tokenizer.decode(engine.requests[-1].prompt_ids)
+    assert "Earlier attempts answered 1 and 2. Check them" in revision_prompt
+    assert result.answer == 2 and result.votes == {1: 1, 2: 3, 3: 1}
+
+
+def test_no_revision_when_the_first_round_agrees_or_time_is_short():
+    revision = RevisionConfig(below=0.6, samples=2)
+    agreed, engine = asyncio.run(with_revision([boxed(2)] * 3, revision))
+    assert len(agreed.samples) == 3 and len(engine.requests) == 3
+    split = [boxed(1), boxed(2), boxed(3), boxed(2), boxed(2)]
+    short, engine = asyncio.run(with_revision(split, replace(revision, min_seconds=60), budget_s=30))
+    assert len(short.samples) == 3 and short.answer == 1  # a three-way tie: the smallest answer
