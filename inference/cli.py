@@ -19,7 +19,7 @@ import functools
 import json
 import sys
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import typer
@@ -53,6 +53,9 @@ class Settings:
     total_s: float = 5 * 3600.0
     problems: int = 0  # expected problem count for the budget (0: the size of the set)
     out: str = "runs/latest"
+    # Mixed sample sources ([[sources]] tables in the TOML file; keys in SOURCE_KEYS, the rest from above):
+    # each a model (in-process, or `engine` = a server URL), its dialect, prompt, sampling and share.
+    sources: list[dict] = field(default_factory=list)
 
 
 def load_settings(config: Path | None, **given) -> Settings:
@@ -66,32 +69,54 @@ def load_settings(config: Path | None, **given) -> Settings:
     return replace(Settings(), **values)
 
 
+SOURCE_KEYS = {"name", "model", "dialect", "engine", "served_model", "share", "weight", "prompt", "tools",
+               "temperature", "max_tokens"}
+
+
 async def build(settings: Settings, stack: contextlib.AsyncExitStack):
-    """Engine, dialect, sandbox and solver config from the settings; everything closes with `stack`."""
+    """Engines, dialects, sandbox and solver config from the settings; everything closes with `stack`."""
     from .sample import SamplingConfig
-    from .solver import RevisionConfig, Solver, SolverConfig
+    from .solver import RevisionConfig, Solver, SolverConfig, Source
 
-    preset, dialect = _preset_and_dialect(settings.model, settings.dialect)
-    max_model_len = settings.max_model_len or preset.max_model_len
-    if settings.engine == "vllm":
-        engine = _vllm_engine(settings.model, max_model_len)
-    else:
-        from .openai_engine import OpenAIEngine
+    main = {"name": "main", "model": settings.model, "dialect": settings.dialect, "engine": settings.engine,
+            "served_model": settings.served_model}
+    for given in settings.sources:
+        if unknown := set(given) - SOURCE_KEYS:
+            raise typer.BadParameter(f"unknown keys in a source: {', '.join(sorted(unknown))}")
+    specs = [{**main, **given} for given in settings.sources] or [main]
+    in_process = {spec["model"] for spec in specs if spec["engine"] == "vllm"}
+    engines: dict[tuple[str, str], object] = {}  # one engine per (model, engine) however many sources use it
+    sources = []
+    for spec in specs:
+        preset, dialect = _preset_and_dialect(spec["model"], spec["dialect"])
+        max_model_len = settings.max_model_len or preset.max_model_len
+        key = (spec["model"], spec["engine"])
+        if key not in engines:
+            if spec["engine"] == "vllm":  # in-process models share the GPU's memory evenly
+                engines[key] = _vllm_engine(spec["model"], max_model_len, memory_share=1 / len(in_process))
+            else:
+                from .openai_engine import OpenAIEngine
 
-        engine = OpenAIEngine(settings.engine, settings.served_model or Path(settings.model).name,
-                              max_model_len=max_model_len)
-    stack.push_async_callback(engine.close)
+                engines[key] = OpenAIEngine(spec["engine"], spec["served_model"] or Path(spec["model"]).name,
+                                            max_model_len=max_model_len)
+            stack.push_async_callback(engines[key].close)
+        temperature = spec.get("temperature", settings.temperature)
+        sampling = SamplingConfig(
+            temperature=preset.temperature if temperature < 0 else temperature,
+            top_p=preset.top_p, min_p=preset.min_p,
+            max_tokens=spec.get("max_tokens", settings.max_tokens) or max_model_len,
+            max_tool_calls=settings.max_tool_calls, tool_timeout_ms=settings.tool_timeout_ms,
+            tools=spec.get("tools", True),
+        )
+        sources.append(Source(spec["name"], engines[key], dialect, sampling, share=spec.get("share", 1.0),
+                              weight=spec.get("weight", 1.0), prompt=spec.get("prompt", "{problem}")))
     sandbox = await stack.enter_async_context(_sandbox(settings.sandbox))
-    sampling = SamplingConfig(
-        temperature=preset.temperature if settings.temperature < 0 else settings.temperature,
-        top_p=preset.top_p, min_p=preset.min_p, max_tokens=settings.max_tokens or max_model_len,
-        max_tool_calls=settings.max_tool_calls, tool_timeout_ms=settings.tool_timeout_ms,
-    )
     revision = RevisionConfig(below=settings.revise_below, samples=settings.revise_samples,
                               weight=settings.revise_weight, show_code=settings.revise_show_code)
     config = SolverConfig(samples=settings.samples, agree=settings.agree, selector=settings.selector,
-                          seed=settings.seed, sampling=sampling, revision=revision)
-    return Solver(engine, dialect, sandbox, config)
+                          seed=settings.seed, sampling=sources[0].sampling, revision=revision)
+    first = sources[0]
+    return Solver(first.engine, first.dialect, sandbox, config, sources=sources)
 
 
 def _preset_and_dialect(model: str, dialect_name: str = ""):
@@ -108,7 +133,7 @@ def _preset_and_dialect(model: str, dialect_name: str = ""):
     return preset, make_dialect(preset, tokenizer)
 
 
-def _vllm_engine(model: str, max_model_len: int):
+def _vllm_engine(model: str, max_model_len: int, memory_share: float = 1.0):
     from .vllm_engine import VLLMEngine
 
     try:
@@ -118,7 +143,7 @@ def _vllm_engine(model: str, max_model_len: int):
     except ImportError:
         on_gpu = False
     if on_gpu:
-        return VLLMEngine(model, max_model_len=max_model_len)
+        return VLLMEngine(model, max_model_len=max_model_len, gpu_memory_utilization=0.9 * memory_share)
     return VLLMEngine.for_cpu(model, max_model_len=max_model_len)
 
 

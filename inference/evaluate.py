@@ -108,7 +108,9 @@ async def evaluate(problems: list[Problem], solver: Solver, budget: TimeBudget, 
     # What the lab needs to replay this run's own policy (docs/trace-format.md).
     summary["policy"] = {"samples": solver.config.samples, "agree": solver.config.agree,
                          "selector": solver.config.selector, "budget": asdict(budget.config),
-                         "revision": asdict(solver.config.revision)}
+                         "revision": asdict(solver.config.revision),
+                         "sources": [{"name": s.name, "model": s.engine.name, "share": s.share, "weight": s.weight,
+                                      "prompt": s.prompt, "tools": s.sampling.tools} for s in solver.sources]}
     frame = pl.DataFrame([r.__dict__ for r in rows])
     frame.write_csv(out / "results.csv")
     frame.write_parquet(out / "results.parquet")

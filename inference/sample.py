@@ -32,6 +32,7 @@ class SamplingConfig:
     tool_timeout_ms: int = 10_000
     tool_output_chars: int = 2000
     logprobs: int = 0  # top-k per token, for the entropy-weighted vote
+    tools: bool = True  # False: no tool calls; the model writes on through its code (chain of thought)
 
 
 def _common_prefix(a: list[int], b: list[int]) -> int:
@@ -100,7 +101,7 @@ async def run_sample(engine: Engine, dialect: Dialect, sandbox, prompt_ids: list
                 request = GenerationRequest(
                     request_id=f"{request_prefix}-s{index}-t{turn_no}", prompt_ids=ids, max_tokens=budget,
                     temperature=config.temperature, top_p=config.top_p, min_p=config.min_p,
-                    seed=(seed * 1_000_003 + turn_no) % (1 << 31), stop=dialect.stop_strings,
+                    seed=(seed * 1_000_003 + turn_no) % (1 << 31), stop=dialect.stop_strings if config.tools else (),
                     stop_token_ids=dialect.stop_token_ids, logprobs=config.logprobs,
                 )
                 t0 = time.perf_counter()
@@ -116,7 +117,7 @@ async def run_sample(engine: Engine, dialect: Dialect, sandbox, prompt_ids: list
                 ))
                 trace.entropy_sum += gen.entropy_sum
                 trace.entropy_tokens += gen.entropy_tokens
-                code = dialect.code_of(turn)
+                code = dialect.code_of(turn) if config.tools else None
                 if code is None:
                     trace.finish = "length" if gen.finish_reason == "length" else ""
                     break

@@ -2,6 +2,9 @@
 
     solver = Solver(engine, dialect, sandbox, SolverConfig(samples=8))
     result = await solver.solve("What is 2**10 mod 1000?", budget_s=60)
+
+Mixed sources: `Solver(..., sources=[Source("tir", ...), Source("cot", ..., share=0.25)])` draws each
+problem's samples from several (engine, dialect, prompt, sampling) sources, voted together.
 """
 
 from __future__ import annotations
@@ -40,6 +43,32 @@ class RevisionConfig:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where some of a problem's samples come from: a model (engine and dialect), how it is asked
+    (`prompt`, with {problem}) and sampled, its `share` of the samples and its samples' `weight`."""
+
+    name: str
+    engine: Engine
+    dialect: Dialect
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    share: float = 1.0
+    weight: float = 1.0
+    prompt: str = "{problem}"
+
+
+def split(n: int, shares: list[float]) -> list[int]:
+    """`n` samples over sources by share (largest remainder; ties to the earlier source)."""
+    if n <= 0 or not shares or min(shares) < 0 or sum(shares) <= 0:
+        raise ValueError(f"cannot split {n} samples by shares {shares}")
+    exact = [n * share / sum(shares) for share in shares]
+    counts = [int(x) for x in exact]
+    by_remainder = sorted(range(len(shares)), key=lambda i: (counts[i] - exact[i], i))
+    for i in by_remainder[: n - sum(counts)]:
+        counts[i] += 1
+    return counts
+
+
+@dataclass(frozen=True)
 class SolverConfig:
     samples: int = 8
     agree: int = 4  # stop once this many samples agree (or the leader cannot be caught); 0: never early
@@ -50,13 +79,18 @@ class SolverConfig:
 
 
 class Solver:
-    def __init__(self, engine: Engine, dialect: Dialect, sandbox, config: SolverConfig | None = None) -> None:
+    def __init__(self, engine: Engine, dialect: Dialect, sandbox, config: SolverConfig | None = None, *,
+                 sources: list[Source] | None = None) -> None:
+        """`engine` and `dialect` are the main model's: the one source, or (with `sources`) the revision
+        round's. Each source's samples use its own sampling; without `sources`, the config's."""
         self.engine = engine
         self.dialect = dialect
         self.sandbox = sandbox
         self.config = config or SolverConfig()
         if self.config.selector not in SELECTORS:
             raise ValueError(f"selector must be one of {sorted(SELECTORS)}")
+        self.sources = sources or [Source("main", engine, dialect, self.config.sampling)]
+        split(len(self.sources), [s.share for s in self.sources])  # shares must be usable
         self._problem_ids = itertools.count()
 
     async def solve(self, problem: str, *, budget_s: float | None = None, samples: int | None = None) -> Result:
@@ -68,22 +102,30 @@ class Solver:
         ballot = Ballot(n, self.config.agree, selector)
         if not problem.strip():
             return self._result(problem, ballot, [], started, failure="empty problem")
-        prompt_ids = self.dialect.prompt_ids(problem)
-        if len(prompt_ids) >= self.engine.max_model_len - 16:
+        if len(self.dialect.prompt_ids(problem)) >= self.engine.max_model_len - 16:
             return self._result(problem, ballot, [], started,
-                                failure=f"problem is {len(prompt_ids)} tokens; the context holds "
-                                        f"{self.engine.max_model_len}")
+                                failure=f"problem is {len(self.dialect.prompt_ids(problem))} tokens; the context "
+                                        f"holds {self.engine.max_model_len}")
         prefix = f"p{next(self._problem_ids)}"
-        traces = [SampleTrace(index=i, seed=self.config.seed * 10_007 + i) for i in range(n)]
-        failure, early = await self._round(prompt_ids, traces, ballot, prefix, origin, deadline, budget_s)
+        traces, plan = [], []
+        for source, count in zip(self.sources, split(n, [s.share for s in self.sources]), strict=True):
+            prompt_ids = source.dialect.prompt_ids(source.prompt.format(problem=problem))
+            for _ in range(count):
+                i = len(traces)
+                traces.append(SampleTrace(index=i, seed=self.config.seed * 10_007 + i, source=source.name,
+                                          weight=source.weight))
+                plan.append((source, prompt_ids))
+        failure, early = await self._round(plan, traces, ballot, prefix, origin, deadline, budget_s)
         revision = self.config.revision
         if self._wants_revision(ballot, deadline):
-            checks = [SampleTrace(index=n + i, seed=self.config.seed * 10_007 + n + i, round=1,
+            checks = [SampleTrace(index=n + i, seed=self.config.seed * 10_007 + n + i, source="revision", round=1,
                                   weight=revision.weight) for i in range(revision.samples)]
             second = Ballot(len(checks), 0, selector)  # every check runs to its end (or the deadline)
             revision_ids = self.dialect.prompt_ids(self._revision_prompt(problem, ballot, traces))
             if len(revision_ids) < self.engine.max_model_len - 16:
-                failure_2, _ = await self._round(revision_ids, checks, second, prefix, origin, deadline, budget_s)
+                main = Source("revision", self.engine, self.dialect, self.config.sampling)
+                failure_2, _ = await self._round([(main, revision_ids)] * len(checks), checks, second, prefix,
+                                                 origin, deadline, budget_s)
                 failure = failure or failure_2
                 ballot.merge(second)
                 traces += checks
@@ -94,17 +136,21 @@ class Solver:
             failure = failure or f"{len(errors)} sample(s) failed: {errors[0]}"
         return self._result(problem, ballot, traces, started, failure=failure, early=early)
 
-    async def _round(self, prompt_ids: list[int], traces: list[SampleTrace], ballot: Ballot, prefix: str,
-                     origin: float, deadline: float | None, budget_s: float | None) -> tuple[str | None, bool]:
-        """Run `traces`' samples into `ballot` until it is decided or time is up: (failure, stopped early)."""
-        config = self.config.sampling
-        if self.config.selector == "entropy" and not config.logprobs:
-            config = SamplingConfig(**{**config.__dict__, "logprobs": 5})
-        tasks = {
-            asyncio.create_task(run_sample(self.engine, self.dialect, self.sandbox, prompt_ids, trace,
-                                           request_prefix=prefix, config=config, origin=origin)): trace
-            for trace in traces
-        }
+    async def _round(self, plan: list[tuple[Source, list[int]]], traces: list[SampleTrace], ballot: Ballot,
+                     prefix: str, origin: float, deadline: float | None,
+                     budget_s: float | None) -> tuple[str | None, bool]:
+        """Run each trace's sample (from its source, on its prompt) into `ballot` until it is decided or time
+        is up: (failure, stopped early)."""
+        tasks, sources = {}, {}
+        for trace, (source, prompt_ids) in zip(traces, plan, strict=True):
+            if len(prompt_ids) >= source.engine.max_model_len - 16:
+                trace.finish, trace.error = "error", f"the prompt is {len(prompt_ids)} tokens, over its context"
+                ballot.add(None)
+                continue
+            task = asyncio.create_task(run_sample(source.engine, source.dialect, self.sandbox, prompt_ids, trace,
+                                                  request_prefix=prefix, config=self._sampling(source),
+                                                  origin=origin))
+            tasks[task], sources[task] = trace, source
         failure = None
         pending = set(tasks)
         try:
@@ -120,8 +166,14 @@ class Solver:
                         trace.finish, trace.error = "error", repr(task.exception())
                     ballot.add(_vote(trace))
         finally:
-            await self._stop(pending, tasks, prefix)
+            await self._stop(pending, tasks, sources, prefix)
         return failure, bool(pending)
+
+    def _sampling(self, source: Source) -> SamplingConfig:
+        config = source.sampling
+        if self.config.selector == "entropy" and not config.logprobs:
+            config = SamplingConfig(**{**config.__dict__, "logprobs": 5})
+        return config
 
     def _wants_revision(self, ballot: Ballot, deadline: float | None) -> bool:
         revision = self.config.revision
@@ -145,16 +197,17 @@ class Solver:
                     code += f"\n\nCode that gave {answer}:\n```python\n{cells[-1]}\n```"
         return revision.prompt.format(problem=problem, answers=answers, code=code)
 
-    async def _stop(self, pending: set[asyncio.Task], tasks: dict, prefix: str) -> None:
+    async def _stop(self, pending: set[asyncio.Task], tasks: dict, sources: dict, prefix: str) -> None:
         """Abort what is still running: engine requests first, then the tasks (which closes their sessions)."""
         if not pending:
             return
-        request_ids = [f"{prefix}-s{tasks[t].index}-t{turn}" for t in pending
-                       for turn in range(self.config.sampling.max_tool_calls + 2)]
-        try:
-            await self.engine.abort(request_ids)
-        except Exception:  # noqa: BLE001 - a dead engine has nothing left to abort
-            pass
+        for engine in {id(sources[t].engine): sources[t].engine for t in pending}.values():
+            request_ids = [f"{prefix}-s{tasks[t].index}-t{turn}" for t in pending if sources[t].engine is engine
+                           for turn in range(sources[t].sampling.max_tool_calls + 2)]
+            try:
+                await engine.abort(request_ids)
+            except Exception:  # noqa: BLE001 - a dead engine has nothing left to abort
+                pass
         # Cancel again until they end: code that swallows a cancellation (wait_for on Python 3.11 does, when
         # its result lands at the same moment) must not leave a stopped sample generating. Bounded, so that
         # a task that never ends cannot hold the answer past the deadline.

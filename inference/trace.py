@@ -40,6 +40,7 @@ class SampleTrace:
     wall_ms: float = 0.0  # from its start to its end (answer, abort or error)
     entropy_sum: float = 0.0  # top-k logprob entropy summed over generated tokens (when logprobs are on)
     entropy_tokens: int = 0
+    source: str = "main"  # the sample source it came from (its name; "revision" for a revision round's)
     round: int = 0  # 0: the first round; 1: a revision round's sample, which saw the leading answers
     weight: float = 1.0  # its weight in the vote (its round's)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+import pytest
+
 from inference.dialects import MarkdownDialect
 from inference.engine import EngineError
 from inference.sample import SamplingConfig
-from inference.solver import RevisionConfig, Solver, SolverConfig
+from inference.solver import RevisionConfig, Solver, SolverConfig, Source, split
 from sandbox_service.client import AsyncSandboxClient
 from sandbox_service.local import AsyncLocalSandbox
 from sandbox_service.result import ExecResult
@@ -203,3 +205,32 @@ def test_no_revision_when_the_first_round_agrees_or_time_is_short():
     split = [boxed(1), boxed(2), boxed(3), boxed(2), boxed(2)]
     short, engine = asyncio.run(with_revision(split, replace(revision, min_seconds=60), budget_s=30))
     assert len(short.samples) == 3 and short.answer == 1  # a three-way tie: the smallest answer
+
+
+@pytest.mark.parametrize(("n", "shares", "counts"), [
+    (5, [1, 1], [3, 2]), (8, [3, 1], [6, 2]), (1, [1, 1], [1, 0]), (7, [0.2, 0.3, 0.5], [1, 2, 4]),
+])
+def test_samples_split_over_sources_by_share(n, shares, counts):
+    assert split(n, shares) == counts
+
+
+def test_mixed_sources_vote_together_with_their_weights_each_on_its_own_engine():
+    # Two engines: "tir" (2 samples: 7 and 5) and "cot" (2 samples answering 5, at weight 3 each).
+    tir = ReplayEngine(HarmonyTokenizer(), [boxed(7), boxed(5)], max_model_len=4096)
+    cot = ReplayEngine(HarmonyTokenizer(), [None, None, boxed(5), boxed(5)], max_model_len=4096)
+
+    async def run():
+        async with AsyncLocalSandbox(pool_size=1) as sandbox:
+            sources = [Source("tir", tir, MarkdownDialect(tir.tokenizer)),
+                       Source("cot", cot, MarkdownDialect(cot.tokenizer), SamplingConfig(tools=False), weight=3.0,
+                              prompt="Think step by step. {problem}")]
+            solver = Solver(tir, sources[0].dialect, sandbox, SolverConfig(samples=4, agree=0), sources=sources)
+            return await solver.solve("What is six times seven?")
+
+    result = asyncio.run(run())
+    assert [(s.source, s.weight) for s in result.samples] == [("tir", 1.0), ("tir", 1.0), ("cot", 3.0), ("cot", 3.0)]
+    assert result.votes == {7: 1, 5: 3} and result.answer == 5
+    assert {r.request_id.split("-")[1] for r in tir.requests} == {"s0", "s1"}
+    assert {r.request_id.split("-")[1] for r in cot.requests} == {"s2", "s3"}
+    assert all(r.stop == () for r in cot.requests)  # no tool: the model writes its own outputs
+    assert tir.tokenizer.decode(cot.requests[0].prompt_ids).count("Think step by step. What is six") == 1
