@@ -44,6 +44,9 @@ class Settings:
     revise_samples: int = 4
     revise_weight: float = 1.0
     revise_show_code: bool = False
+    verifier: str = ""  # a process reward model (folder or name) that scores every answered sample
+    verifier_step_tag: str = ""  # its step separator token (default: "<extra_0>"; the tiny verifier's own)
+    verifier_aggregate: str = "min"  # per-step scores to one: min, last or product
     max_tokens: int = 0  # per sample; 0: the preset's context length
     max_model_len: int = 0  # 0: the preset's
     max_tool_calls: int = 8
@@ -115,8 +118,16 @@ async def build(settings: Settings, stack: contextlib.AsyncExitStack):
                               weight=settings.revise_weight, show_code=settings.revise_show_code)
     config = SolverConfig(samples=settings.samples, agree=settings.agree, selector=settings.selector,
                           seed=settings.seed, sampling=sources[0].sampling, revision=revision)
+    verifier = None
+    if settings.verifier:
+        from .verifier import VLLMVerifier
+
+        step_tag = settings.verifier_step_tag or ("<|pad|>" if "tiny-verifier" in settings.verifier else "<extra_0>")
+        verifier = VLLMVerifier(settings.verifier, step_tag=step_tag, aggregate=settings.verifier_aggregate,
+                                max_model_len=max(s.engine.max_model_len for s in sources))
+        stack.push_async_callback(verifier.close)
     first = sources[0]
-    return Solver(first.engine, first.dialect, sandbox, config, sources=sources)
+    return Solver(first.engine, first.dialect, sandbox, config, sources=sources, verifier=verifier)
 
 
 def _preset_and_dialect(model: str, dialect_name: str = ""):
@@ -189,7 +200,8 @@ async def _eval(settings: Settings, problems) -> dict:
         return await evaluate(problems, solver, budget, settings.out)
 
 
-SELECTOR_HELP = "majority, entropy, code (down-weights failed code), executed or supported (drop samples)"
+SELECTOR_HELP = ("majority, entropy, code (down-weights failed code), executed or supported (drop samples), "
+                 "verifier (needs --verifier)")
 REVISE_HELP = "a revision round when the leader holds less than this share of the votes (0: never)"
 CONFIG = typer.Option(None, "--config", help="a TOML file of option values", exists=True, dir_okay=False)
 
@@ -229,6 +241,7 @@ def eval_command(
     selector: str = typer.Option(None, help=SELECTOR_HELP),
     revise_below: float = typer.Option(None, help=REVISE_HELP),
     revise_samples: int = typer.Option(None, help="samples in a revision round"),
+    verifier: str = typer.Option(None, help="a process reward model to score the samples (models/tiny-verifier)"),
     total: float = typer.Option(None, "--total-s", help="seconds for the whole set"),
     expected: int = typer.Option(None, "--problems", help="problems expected in all, for the budget"),
     out: str = typer.Option(None, help="folder for results.csv, traces.jsonl, summary.json, report.html"),
@@ -251,7 +264,7 @@ def eval_command(
         raise typer.Exit(2)
     settings = load_settings(config, model=model, engine=engine, sandbox=sandbox, samples=samples, agree=agree,
                              selector=selector, revise_below=revise_below, revise_samples=revise_samples,
-                             total_s=total, problems=expected, out=out)
+                             verifier=verifier, total_s=total, problems=expected, out=out)
     summary = asyncio.run(_eval(settings, problems))
     typer.echo(f"\n{summary['problems']} problems, accuracy {_percent(summary['accuracy'])}, "
                f"pass@k {_percent(summary['pass_at_k'])}, {summary['seconds_per_problem']:.1f} s per problem; "

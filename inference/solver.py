@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from .answers import shown_in
 from .dialects import Dialect
-from .engine import Engine
+from .engine import Engine, EngineError
 from .sample import SamplingConfig, run_sample
 from .trace import Result, SampleTrace
 from .voting import SELECTORS, Ballot, Vote
@@ -80,15 +80,19 @@ class SolverConfig:
 
 class Solver:
     def __init__(self, engine: Engine, dialect: Dialect, sandbox, config: SolverConfig | None = None, *,
-                 sources: list[Source] | None = None) -> None:
+                 sources: list[Source] | None = None, verifier=None) -> None:
         """`engine` and `dialect` are the main model's: the one source, or (with `sources`) the revision
-        round's. Each source's samples use its own sampling; without `sources`, the config's."""
+        round's. Each source's samples use its own sampling; without `sources`, the config's.
+        `verifier` (a `verifier.VLLMVerifier`) scores every answered sample; the `verifier` selector needs one."""
         self.engine = engine
         self.dialect = dialect
         self.sandbox = sandbox
         self.config = config or SolverConfig()
         if self.config.selector not in SELECTORS:
             raise ValueError(f"selector must be one of {sorted(SELECTORS)}")
+        if self.config.selector == "verifier" and verifier is None:
+            raise ValueError("the verifier selector needs a verifier")
+        self.verifier = verifier
         self.sources = sources or [Source("main", engine, dialect, self.config.sampling)]
         split(len(self.sources), [s.share for s in self.sources])  # shares must be usable
         self._problem_ids = itertools.count()
@@ -129,6 +133,8 @@ class Solver:
                 failure = failure or failure_2
                 ballot.merge(second)
                 traces += checks
+        if self.verifier is not None:
+            failure = failure or await self._verify(problem, traces, ballot, deadline)
         errors = [t.error for t in traces if t.finish == "error"]
         if errors and len(errors) == ballot.finished and not ballot.votes:
             failure = failure or f"every finished sample failed: {errors[0]}"
@@ -164,7 +170,7 @@ class Solver:
                     trace = tasks[task]
                     if task.exception() is not None:
                         trace.finish, trace.error = "error", repr(task.exception())
-                    ballot.add(_vote(trace))
+                    ballot.add(vote_of(trace))
         finally:
             await self._stop(pending, tasks, sources, prefix)
         return failure, bool(pending)
@@ -174,6 +180,23 @@ class Solver:
         if self.config.selector == "entropy" and not config.logprobs:
             config = SamplingConfig(**{**config.__dict__, "logprobs": 5})
         return config
+
+    async def _verify(self, problem: str, traces: list[SampleTrace], ballot: Ballot,
+                      deadline: float | None) -> str | None:
+        """Score the counted samples with the verifier and put the scores on their votes."""
+        counted = [t for t in traces if t.finish != "aborted" and t.answer is not None]  # the ballot's votes
+        dialects = {s.name: s.dialect for s in self.sources}
+        timeout = None if deadline is None else max(0.1, deadline - time.monotonic())
+        try:
+            async with asyncio.timeout(timeout):
+                scores = await asyncio.gather(*(self.verifier.score(dialects.get(t.source, self.dialect), problem, t)
+                                                for t in counted))
+        except (TimeoutError, EngineError) as exc:  # the vote stands unscored: the answer is not lost
+            return f"the verifier did not score the samples: {exc!r}"
+        for trace, score in zip(counted, scores, strict=True):
+            trace.verifier_score = score
+        ballot.votes = [vote_of(t) for t in counted]
+        return None
 
     def _wants_revision(self, ballot: Ballot, deadline: float | None) -> bool:
         revision = self.config.revision
@@ -227,9 +250,9 @@ class Solver:
                       elapsed_s=time.monotonic() - started, early_stopped=early, failure=failure)
 
 
-def _vote(trace: SampleTrace) -> Vote | None:
+def vote_of(trace: SampleTrace) -> Vote | None:
     if trace.answer is None:
         return None
     outputs = [t.output for t in trace.turns if t.status == "OK"]
     return Vote(trace.answer, trace.mean_entropy, trace.code_ok, trace.tool_calls - trace.code_ok,
-                supported=shown_in(trace.answer, outputs), weight=trace.weight)
+                supported=shown_in(trace.answer, outputs), weight=trace.weight, verifier=trace.verifier_score)

@@ -41,6 +41,7 @@ class SampleTrace:
     entropy_sum: float = 0.0  # top-k logprob entropy summed over generated tokens (when logprobs are on)
     entropy_tokens: int = 0
     source: str = "main"  # the sample source it came from (its name; "revision" for a revision round's)
+    verifier_score: float | None = None  # the verifier's aggregate score, when the solver has one
     round: int = 0  # 0: the first round; 1: a revision round's sample, which saw the leading answers
     weight: float = 1.0  # its weight in the vote (its round's)
 

@@ -19,6 +19,7 @@ class Vote:
     code_failed: int = 0  # tool calls that raised, timed out or crashed
     supported: bool = False  # some tool output the sample saw shows the answer it boxed
     weight: float = 1.0  # its source's or its round's weight in the vote
+    verifier: float | None = None  # a process reward model's aggregate score, 0..1 (when one scored it)
 
 
 Selector = Callable[[list[Vote]], dict[int, float]]
@@ -62,12 +63,24 @@ executed = _only(lambda v: v.code_ok > 0)
 supported = _only(lambda v: v.supported)
 
 
+def verifier_weighted(votes: list[Vote]) -> dict[int, float]:
+    """Each vote counts its verifier score: the vote reranked by a process reward model (majority if none
+    was scored; an unscored vote counts 0 beside scored ones)."""
+    if all(vote.verifier is None for vote in votes):
+        return majority(votes)
+    scores: dict[int, float] = defaultdict(float)
+    for vote in votes:
+        scores[vote.answer] += vote.weight * (vote.verifier or 0.0)
+    return dict(scores)
+
+
 SELECTORS: dict[str, Selector] = {
     "majority": majority,
     "entropy": entropy_weighted,
     "code": code_verified,
     "executed": executed,
     "supported": supported,
+    "verifier": verifier_weighted,
 }
 
 

@@ -74,7 +74,8 @@ def sample_from(data: dict) -> RecordedSample:
     outputs = [t["output"] for t in data["turns"] if t["status"] == "OK"]
     vote = None if data["answer"] is None else Vote(data["answer"], entropy, ok, calls - ok,
                                                     supported=shown_in(data["answer"], outputs),
-                                                    weight=data.get("weight", 1.0))
+                                                    weight=data.get("weight", 1.0),
+                                                    verifier=data.get("verifier_score"))
     return RecordedSample(segments, vote, data["finish"], data["start_ms"] + data["wall_ms"])
 
 

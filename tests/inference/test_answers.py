@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 
 from inference.answers import extract_answer, last_boxed, shown_in
-from inference.voting import Ballot, Vote, code_verified, entropy_weighted, executed, majority, supported
+from inference.voting import (
+    Ballot,
+    Vote,
+    code_verified,
+    entropy_weighted,
+    executed,
+    majority,
+    supported,
+    verifier_weighted,
+)
 
 
 @pytest.mark.parametrize(
@@ -69,6 +78,13 @@ def test_weights_scale_every_selector():
     assert majority(votes) == {1: 1.0, 2: 2.5}
     assert code_verified(votes) == {1: 0.5, 2: 3.75}
     assert entropy_weighted(votes)[2] == 2.5
+
+
+def test_the_verifier_reranks_the_vote_and_falls_back_to_majority_unscored():
+    votes = [Vote(1, verifier=0.1), Vote(1, verifier=0.2), Vote(2, verifier=0.9, weight=0.5)]
+    assert majority(votes)[1] == 2.0
+    assert verifier_weighted(votes) == pytest.approx({1: 0.3, 2: 0.45})
+    assert verifier_weighted([Vote(1), Vote(1), Vote(2)]) == {1: 2.0, 2: 1.0}
 
 
 def test_merged_rounds_vote_together():

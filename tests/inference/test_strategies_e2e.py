@@ -3,10 +3,13 @@
 Mixed sources: tool-using samples beside samples of the same model with the tool taken away (which must
 then write the outputs themselves, and are nearly always wrong: 0% on the model card). Execution
 filtering: the `supported` and `executed` selectors drop exactly those. Revision: a second round that
-sees the first round's answers and joins the vote with its own weight.
+sees the first round's answers and joins the vote with its own weight. Verifier reranking: the tiny
+verifier, loaded through vLLM's reward-model path, scores every sample, and the vote follows the scores.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,9 @@ from inference.solver import RevisionConfig, Solver, SolverConfig, Source
 from sandbox_service.client import AsyncSandboxClient
 from tiny_tir.evaluate import EVAL_SEED
 from tiny_tir.problems import generate
+from tiny_tir.verifier import STEP_TAG
+
+VERIFIER = Path(__file__).resolve().parents[2] / "models" / "tiny-verifier"
 
 GREEDY = SamplingConfig(temperature=0.0, max_tokens=900)
 # Problems of the model card's evaluation where the greedy no-tool sample boxes a (wrong) number, and the
@@ -71,3 +77,57 @@ def test_a_revision_round_runs_when_the_first_disagrees(engine_loop, tiny_engine
     # The checks are the tool-using model asked again, with the candidates after the problem: they run code.
     assert all(s.tool_calls >= 1 for s in checks)
     assert result.answer == problem.answer
+
+
+@pytest.fixture(scope="module")
+def tiny_verifier(engine_loop):
+    from inference.verifier import VLLMVerifier
+
+    if not (VERIFIER / "config.json").exists():
+        pytest.fail(f"the tiny verifier is missing from {VERIFIER}")
+
+    async def start():
+        return VLLMVerifier(str(VERIFIER), step_tag=STEP_TAG, aggregate="min")
+
+    verifier = engine_loop.run(start())
+    yield verifier
+    engine_loop.run(verifier.close())
+
+
+def test_verifier_reranking_through_vllms_reward_model_path(engine_loop, tiny_engine, tiny_dialect, nsjail_server,
+                                                            tiny_verifier):
+    import torch
+    from safetensors.torch import load_file
+
+    from inference.verifier import step_ids
+    from tiny_tir.verifier import TinyPRM
+
+    problem = INVENTED[1]
+
+    async def run():
+        async with AsyncSandboxClient(nsjail_server.address) as sandbox:
+            config = SolverConfig(samples=3, agree=0, selector="verifier", sampling=GREEDY)
+            solver = Solver(tiny_engine, tiny_dialect, sandbox, config, verifier=tiny_verifier,
+                            sources=mixed(tiny_engine, tiny_dialect, GREEDY, no_tool_weight=1.0, shares=(2, 1)))
+            result = await solver.solve(problem.text)
+            sample = result.samples[0]
+            ids = step_ids(tiny_dialect, problem.text, sample, tiny_verifier.step_tag_id)
+            return result, ids, await tiny_verifier.step_scores(ids)
+
+    result, ids, served = engine_loop.run(run())
+    answered = [s for s in result.samples if s.answer is not None]
+    assert len(answered) == 3 and all(0.0 <= s.verifier_score <= 1.0 for s in answered)
+    totals = {}
+    for s in answered:
+        totals[s.answer] = totals.get(s.answer, 0.0) + s.verifier_score
+    assert result.answer == max(totals, key=totals.get)
+    # vLLM's pooling path computes what the trained weights compute: same per-step scores as plain torch.
+    config = __import__("transformers").Qwen2Config.from_pretrained(str(VERIFIER))
+    prm = TinyPRM(config)
+    prm.load_state_dict(load_file(str(VERIFIER / "model.safetensors")))
+    with torch.no_grad():
+        probs = prm.eval()(torch.tensor([ids])).softmax(-1)[0, :, 1]
+    expected = probs[torch.tensor(ids) == tiny_verifier.step_tag_id].tolist()
+    assert len(served) == len(expected) == len(result.samples[0].turns)
+    assert served == pytest.approx(expected, abs=2e-3)
+    assert min(served) == pytest.approx(result.samples[0].verifier_score)
