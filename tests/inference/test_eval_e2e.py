@@ -86,3 +86,40 @@ def test_export_sft_round_trips_into_the_tiny_models_training(run_dir, tmp_path)
                              cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-2000:]
     assert f"sft examples {len(records)}" in trained.stdout and "smoke: loss" in trained.stdout
+
+
+def test_eval_with_mixed_sources_a_revision_round_and_the_verifier_from_a_config_file(tmp_path):
+    config = tmp_path / "levers.toml"
+    config.write_text("""
+samples = 4
+agree = 0
+selector = "verifier"
+verifier = "models/tiny-verifier"
+revise_below = 0.99
+revise_samples = 1
+
+[[sources]]
+name = "tir"
+share = 3
+
+[[sources]]
+name = "no-tool"
+tools = false
+weight = 0.5
+prompt = "{problem}"
+""")
+    out = tmp_path / "run"
+    completed = subprocess.run(
+        [sys.executable, "-m", "inference.cli", "eval", "--synthetic", "2", "--config", str(config),
+         "--sandbox", "local", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    policy = json.loads((out / "summary.json").read_text())["policy"]
+    assert [(s["name"], s["share"], s["tools"]) for s in policy["sources"]] == [("tir", 3, True),
+                                                                                ("no-tool", 1.0, False)]
+    assert policy["selector"] == "verifier" and policy["revision"]["below"] == 0.99
+    for line in (out / "traces.jsonl").read_text().splitlines():
+        samples = json.loads(line)["samples"]
+        assert [s["source"] for s in samples[:4]] == ["tir", "tir", "tir", "no-tool"]
+        assert samples[3]["weight"] == 0.5 and not any(t["code"] and t["output"] for t in samples[3]["turns"])
+        answered = [s for s in samples if s["answer"] is not None and s["finish"] != "aborted"]
+        assert answered and all(s["verifier_score"] is not None for s in answered)
