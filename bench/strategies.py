@@ -32,6 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from transformers import AutoTokenizer
+
 from inference.cli import _sandbox
 from inference.dialects import MarkdownDialect
 from inference.sample import SamplingConfig
@@ -73,7 +75,7 @@ def choose(result, selector: str) -> int | None:
 
 
 async def main(args) -> None:
-    tokenizer = __import__("transformers").AutoTokenizer.from_pretrained(str(MODEL))
+    tokenizer = AutoTokenizer.from_pretrained(str(MODEL))
     dialect = MarkdownDialect(tokenizer)
     engine = VLLMEngine.for_cpu(str(MODEL), max_model_len=1024, max_num_seqs=32)
     verifier = VLLMVerifier(str(VERIFIER), step_tag="<|pad|>", aggregate="min")

@@ -106,10 +106,11 @@ class Solver:
         ballot = Ballot(n, self.config.agree, selector)
         if not problem.strip():
             return self._result(problem, ballot, [], started, failure="empty problem")
-        if len(self.dialect.prompt_ids(problem)) >= self.engine.max_model_len - 16:
+        main_ids = self.dialect.prompt_ids(problem)
+        if not _fits(main_ids, self.engine):
             return self._result(problem, ballot, [], started,
-                                failure=f"problem is {len(self.dialect.prompt_ids(problem))} tokens; the context "
-                                        f"holds {self.engine.max_model_len}")
+                                failure=f"problem is {len(main_ids)} tokens; the context holds "
+                                        f"{self.engine.max_model_len}")
         prefix = f"p{next(self._problem_ids)}"
         traces, plan = [], []
         for source, count in zip(self.sources, split(n, [s.share for s in self.sources]), strict=True):
@@ -126,7 +127,7 @@ class Solver:
                                   weight=revision.weight) for i in range(revision.samples)]
             second = Ballot(len(checks), 0, selector)  # every check runs to its end (or the deadline)
             revision_ids = self.dialect.prompt_ids(self._revision_prompt(problem, ballot, traces))
-            if len(revision_ids) < self.engine.max_model_len - 16:
+            if _fits(revision_ids, self.engine):
                 main = Source("revision", self.engine, self.dialect, self.config.sampling)
                 failure_2, _ = await self._round([(main, revision_ids)] * len(checks), checks, second, prefix,
                                                  origin, deadline, budget_s)
@@ -149,7 +150,7 @@ class Solver:
         is up: (failure, stopped early)."""
         tasks, sources = {}, {}
         for trace, (source, prompt_ids) in zip(traces, plan, strict=True):
-            if len(prompt_ids) >= source.engine.max_model_len - 16:
+            if not _fits(prompt_ids, source.engine):
                 trace.finish, trace.error = "error", f"the prompt is {len(prompt_ids)} tokens, over its context"
                 ballot.add(None)
                 continue
@@ -248,6 +249,11 @@ class Solver:
         return Result(problem=problem, answer=FALLBACK_ANSWER if winner is None else winner,
                       answered=winner is not None, votes=ballot.counts(), samples=traces,
                       elapsed_s=time.monotonic() - started, early_stopped=early, failure=failure)
+
+
+def _fits(prompt_ids: list[int], engine: Engine) -> bool:
+    """Whether a prompt leaves the engine's context room to write anything."""
+    return len(prompt_ids) < engine.max_model_len - 16
 
 
 def vote_of(trace: SampleTrace) -> Vote | None:

@@ -32,7 +32,7 @@ from transformers import LlamaForCausalLM, Qwen2Config, Qwen2Model
 
 from tiny_tir.problems import KINDS, LONG_NUMBERS, generate
 from tiny_tir.tokenizer import PAD, build_tokenizer, save_tokenizer
-from tiny_tir.train import TRAIN_SEED
+from tiny_tir.train import TRAIN_SEED, check_loss_fell
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "models" / "tiny-tir"
@@ -205,11 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     auc_text = "n/a" if meta["held_out_auc"] is None else f"{meta['held_out_auc']:.3f}"
     print(f"{meta['samples']} samples ({meta['right']} right), held-out AUC {auc_text}, {meta['seconds']:.0f}s")
     if args.smoke:
-        losses = meta["losses"]
-        first, last = sum(losses[:2]) / 2, sum(losses[-2:]) / 2
-        print(f"smoke: loss {first:.3f} -> {last:.3f}")
-        if not last < first:
-            raise SystemExit("smoke: the loss did not fall")
+        check_loss_fell(meta["losses"], 2)
 
 
 if __name__ == "__main__":

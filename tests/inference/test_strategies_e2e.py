@@ -98,6 +98,7 @@ def test_verifier_reranking_through_vllms_reward_model_path(engine_loop, tiny_en
                                                             tiny_verifier):
     import torch
     from safetensors.torch import load_file
+    from transformers import Qwen2Config
 
     from inference.verifier import step_ids
     from tiny_tir.verifier import TinyPRM
@@ -122,7 +123,7 @@ def test_verifier_reranking_through_vllms_reward_model_path(engine_loop, tiny_en
         totals[s.answer] = totals.get(s.answer, 0.0) + s.verifier_score
     assert result.answer == max(totals, key=totals.get)
     # vLLM's pooling path computes what the trained weights compute: same per-step scores as plain torch.
-    config = __import__("transformers").Qwen2Config.from_pretrained(str(VERIFIER))
+    config = Qwen2Config.from_pretrained(str(VERIFIER))
     prm = TinyPRM(config)
     prm.load_state_dict(load_file(str(VERIFIER / "model.safetensors")))
     with torch.no_grad():
