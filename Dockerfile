@@ -57,11 +57,9 @@ HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
 ENTRYPOINT ["/opt/aimo-sandbox/service/bin/python", "-m", "sandbox_service"]
 
 # ---------------------------------------------------------------------------------------------------------
-FROM ${VLLM_IMAGE} AS solver
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-ENV PYTHONDONTWRITEBYTECODE=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
-WORKDIR /opt/aimo
+# What the solver and cpu-demo images install: the project's inference side and the bundled models.
+FROM scratch AS solver-source
+WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY requirements requirements
 COPY docker/install-solver.sh docker/constraints-solver.txt docker/constraints-sandbox.txt docker/
@@ -70,6 +68,14 @@ COPY sandbox_service sandbox_service
 COPY inference inference
 COPY tiny_tir tiny_tir
 COPY models models
+
+# ---------------------------------------------------------------------------------------------------------
+FROM ${VLLM_IMAGE} AS solver
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /opt/aimo
+COPY --from=solver-source /src ./
 # The base image's python3 already holds vLLM, torch and transformers; this adds the project beside them.
 RUN docker/install-solver.sh python3 \
  && useradd --create-home --uid 10001 aimo \
@@ -87,14 +93,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     VLLM_CPU_KVCACHE_SPACE=1
 WORKDIR /opt/aimo
-COPY pyproject.toml README.md ./
-COPY requirements requirements
-COPY docker/install-solver.sh docker/constraints-solver.txt docker/constraints-sandbox.txt docker/
-COPY aimo aimo
-COPY sandbox_service sandbox_service
-COPY inference inference
-COPY tiny_tir tiny_tir
-COPY models models
+COPY --from=solver-source /src ./
 RUN docker/install-solver.sh python3 --cpu \
  && useradd --create-home --uid 10001 aimo
 USER 10001:10001
