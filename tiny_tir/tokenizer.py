@@ -1,8 +1,10 @@
 """The tiny model's tokenizer, saved as a Hugging Face fast tokenizer: one token per character, except
 for three kinds of piece that make the model's copies single-token lookups:
 
-- digits in groups of up to three (as in Llama 3's and GPT-4's tokenizers): a 6-digit number is two
-  tokens to copy, not six keyed on digits that occur all over the prompt;
+- digits in groups: the first three, then pairs (`118805` is `118` `80` `5`), so a 6-digit number is
+  three tokens to copy, not six keyed on digits that occur all over the prompt. Groups of three
+  throughout (as in Llama 3's and GPT-4's tokenizers) left a small model unable to copy a three-digit
+  group that follows another: pairs come from 100 values it sees everywhere and copies early;
 - a one-letter name with its ` = ` (`b = `): the token before each number the code assigns is the
   same token as before that number in the problem ("Let b = 681198"), so copying it is one induction
   step (find the earlier `b = `, take what followed) rather than a match on four characters;
@@ -52,8 +54,10 @@ WORDS = [  # longest first where one starts another: the pre-tokenizer takes the
     "digits", "prime", "largest", "coefficient", "expansion", "integers", "number",
     "Traceback (most recent call last):", "TypeError: ", "<module>",
 ]
-# Pieces, left to right: a whole word, \boxed{, a letter with " = ", up to three digits, or one character.
-PIECE = "|".join(re.escape(w) for w in WORDS) + r"|\\boxed\{|[A-Za-z] = |\d{1,3}|\D"
+# Pieces, left to right: a whole word, \boxed{, a letter with " = ", a number in digit groups, or one character.
+# A number is split as its first three digits, then pairs ("118805" -> 118 80 5): three-digit groups after
+# the first are the copy a small model learns last (see the model card's Limits), pairs it copies early.
+PIECE = "|".join(re.escape(w) for w in WORDS) + r"|\\boxed\{|[A-Za-z] = |(?<!\d)\d{1,3}|\d{1,2}|\D"
 assert len(set(CHARS + DIGIT_GROUPS)) == len(CHARS) + len(DIGIT_GROUPS)
 assert not set(string.digits) & set(CHARS)
 assert not any("\n" in w for w in WORDS)  # the splice rule below

@@ -19,9 +19,10 @@ def test_chat_template_matches_render_prompt() -> None:
     assert tok.eos_token == END
 
 
-def test_digits_in_groups_of_three_and_splice_stable() -> None:
+def test_digits_as_a_first_group_of_three_then_pairs_and_splice_stable() -> None:
     tok = build_tokenizer()
-    assert tok.tokenize("x=1234567;") == ["x", "=", "123", "456", "7", ";"]
+    assert tok.tokenize("x=1234567;") == ["x", "=", "123", "45", "67", ";"]
+    assert tok.tokenize("118805 64014") == ["118", "80", "5", " ", "640", "14"]
     assert tok.tokenize("Let b = 12, c=3.\\boxed{45}") == [
         "L", "e", "t", " ", "b = ", "12", ",", " ", "c", "=", "3", ".", "\\boxed{", "45", "}"]
     before = "```python\nprint(pow(2, 10, 1000))\n```\n" + STOP
