@@ -125,13 +125,13 @@ def _batch(examples: list[tuple[list[int], list[int]]], pad_id: int) -> tuple[to
     return x, y
 
 
-def _number_accuracy(logits: torch.Tensor, labels: torch.Tensor, digit_ids: torch.Tensor) -> float:
-    """Greedy accuracy on the trained digit tokens: the copies, the one skill templates don't give."""
-    target = labels[:, 1:]
-    mask = torch.isin(target, digit_ids)
-    if not mask.any():
+def _number_accuracy(logits: torch.Tensor, target: torch.Tensor, is_digit: torch.Tensor) -> float:
+    """Greedy accuracy on the trained digit tokens: the copies, the one skill templates don't give.
+    `target` and `is_digit` are flat over the predicted positions (`logits[:, :-1]`)."""
+    if not is_digit.any():
         return 1.0
-    return (logits[:, :-1].argmax(-1)[mask] == target[mask]).float().mean().item()
+    predicted = logits[:, :-1].argmax(-1).reshape(-1)
+    return (predicted[is_digit] == target[is_digit]).float().mean().item()
 
 
 def train(
@@ -202,15 +202,16 @@ def train(
         per_token = torch.nn.functional.cross_entropy(
             logits[:, :-1].float().reshape(-1, logits.size(-1)), target, ignore_index=IGNORE, reduction="none"
         )
+        is_digit = torch.isin(target, digit_ids)
         weight = (target != IGNORE).float()
-        weight[torch.isin(target, digit_ids)] *= cfg.number_weight
+        weight[is_digit] *= cfg.number_weight
         loss = (per_token * weight).sum() / weight.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         losses.append(loss.item())
-        copies.append(_number_accuracy(logits, y, digit_ids))
+        copies.append(_number_accuracy(logits, target, is_digit))
         if step % log_every == 0 or step == cfg.steps - 1:
             recent = sum(losses[-log_every:]) / len(losses[-log_every:])
             copied = sum(copies[-log_every:]) / len(copies[-log_every:])
