@@ -24,6 +24,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tiny_tir.tokenizer import COMMAS_FIX
+
 ANSWER_MAX = 99999
 
 
@@ -245,17 +247,17 @@ def _separated(r: random.Random) -> int:
 
 
 def _commas(r: random.Random) -> Problem:
-    """Numbers with thousands separators: copied as written they make tuples (a TypeError); the fix
-    writes Python's separator, the underscore, and keeps m from the first cell (partial state)."""
+    """Numbers with thousands separators: copied as written they make tuples (a TypeError). The fix
+    rebuilds each integer from the tuple the first cell left in the session (stateful), so nothing is
+    copied twice: retyping the numbers in the fix was where the model went wrong most often."""
     a, b = _separated(r), _separated(r)
     v = {"a": f"{a:,}", "b": f"{b:,}", "m": _modulus(r)}
     ask = "Find the remainder when a * b is divided by m."
-    fixed = {"a": f"{a:_}", "b": f"{b:_}"}
-    cells = (f"{assign(v)}\nprint(a * b % m)", f"{assign(fixed)}\nprint(a * b % m)")
+    rebuild = "\n".join(f'{name} = int("".join("%03d" % g for g in {name}))' for name in "ab")
+    cells = (f"{assign(v)}\nprint(a * b % m)", f"{rebuild}\nprint(a * b % m)")
     error = COMMAS_TRACEBACK
     # "; " between the names: a comma would read as one more thousands separator.
-    return Problem("commas", where(ask, v, sep="; "), cells, a * b % v["m"],
-                   ("", "The commas make tuples; Python separates thousands with underscores.\n"),
+    return Problem("commas", where(ask, v, sep="; "), cells, a * b % v["m"], ("", COMMAS_FIX + "\n"),
                    outputs=(error, str(a * b % v["m"])))
 
 

@@ -44,7 +44,7 @@ CHARS = ["\n", "\t"] + [chr(c) for c in range(32, 127) if not chr(c).isdigit()]
 DIGIT_GROUPS = [f"{i:0{width}d}" for width in (1, 2, 3) for i in range(10**width)]
 BOXED = "\\boxed{"
 NAMES = [f"{c} = " for c in string.ascii_letters]
-COMMAS_FIX = "The commas make tuples; Python separates thousands with underscores."
+COMMAS_FIX = "The commas made tuples; rebuild each integer from its groups."
 WORDS = [  # longest first where one starts another: the pre-tokenizer takes the first that matches
     'print("\\\\boxed{%d}" % (', "print(", "```python", "```output", "```", COMMAS_FIX, "import ", "from ",
     "mpmath", "math", "sympy", "itertools", "symbols", "factorint", "solve", "expand", "coeff", "range(",
