@@ -1,7 +1,7 @@
 """Acceptance: the shipped model, in vLLM CPU, through the real loop and sandbox.
 
 It writes python blocks that run (one or two cells, stateful), reads the outputs and boxes the answer:
-right on 94.5% of 1,000 fresh problems (model card), and on 9 or more of these 10.
+right on 95.7% of 1,000 fresh problems (model card), and on 9 or more of these 10.
 """
 
 from __future__ import annotations
