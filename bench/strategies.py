@@ -3,9 +3,9 @@
     .venv/bin/python bench/strategies.py [--problems 20] [--samples 8] [--sandbox local|spawn|HOST:PORT]
 
 Two splits of fresh problems (a seed neither training nor the model card uses): `easy`, the kinds with
-short numbers (the tiny model is right ~98% of the time), and `hard`, the kinds with long numbers to copy
-(~50%). Every strategy spends the same `--samples` first-round samples per problem, at temperature 1,
-with no early stop, so the differences are the levers' alone:
+short numbers (the shipped tiny model's vote is right ~100% of the time), and `hard`, the kinds with long
+numbers to copy (~95%). Every strategy spends the same `--samples` first-round samples per problem, at
+temperature 1, with no early stop, so the differences are the levers' alone:
 
 - majority, entropy-weighted, code-weighted, execution-filtered (`executed`, `supported`) and
   verifier-reranked (the tiny verifier through vLLM's reward-model path, aggregate `min`): one recorded
