@@ -2,7 +2,7 @@
 
     python scripts/gen_proto.py [OUT_DIR]
 
-tests/sandbox/test_proto.py regenerates into a temporary folder and compares, so a proto change that
+tests/sandbox_service/test_proto.py regenerates into a temporary folder and compares, so a proto change that
 was not regenerated fails the tests.
 """
 
