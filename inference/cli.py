@@ -91,7 +91,11 @@ def eval_command(
         for message in messages:
             typer.echo(f"warning: {message}", err=True)
     elif synthetic:
-        problems = synthetic_problems(synthetic)
+        try:
+            problems = synthetic_problems(synthetic)
+        except ProblemSetError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
     else:
         typer.echo("error: give a CSV file or --synthetic N", err=True)
         raise typer.Exit(2)
