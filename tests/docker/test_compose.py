@@ -9,8 +9,7 @@ from dataclasses import fields
 import pytest
 
 from inference.assembly import Settings, load_settings
-
-from .conftest import ROOT
+from tests.docker.conftest import ROOT
 
 SOLVERS = ("solver", "solver-cpu")
 SERVERS = ("vllm", "vllm-cpu")

@@ -23,9 +23,8 @@ from inference.solver import Solver
 from sandbox_service.client import AsyncSandboxClient
 from sandbox_service.local import AsyncLocalSandbox
 from sandbox_service.spawn import free_port
-
-from .conftest import MODEL
-from .test_loop_e2e import BLOCK, CONFIG, EARLY_STOP, check_loop, fresh
+from tests.inference.conftest import MODEL
+from tests.inference.loop_checks import BLOCK, CONFIG, EARLY_STOP, check_loop, fresh
 
 SERVED_NAME = "tiny-tir"
 START_TIMEOUT_S = 300
