@@ -81,8 +81,7 @@ def test_export_sft_round_trips_into_the_tiny_models_training(run_dir, tmp_path)
     reply = tok.encode(records[0]["segments"][2]["text"], add_special_tokens=False)
     start = len(tok.encode("".join(s["text"] for s in records[0]["segments"][:2]), add_special_tokens=False))
     assert ids[start:start + len(reply)] == reply and set(labels[start:start + len(reply)]) == {IGNORE}
-    script = ROOT / "scripts" / "train_tiny_tir.py"
-    trained = subprocess.run([sys.executable, str(script), "--smoke", "--sft", str(out)],
+    trained = subprocess.run([sys.executable, "-m", "tiny_tir.train", "--smoke", "--sft", str(out)],
                              cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert trained.returncode == 0, trained.stdout[-2000:] + trained.stderr[-2000:]
     assert f"sft examples {len(records)}" in trained.stdout and "smoke: loss" in trained.stdout

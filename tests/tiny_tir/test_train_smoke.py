@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_smoke_training_loss_falls(tmp_path: Path) -> None:
     out = tmp_path / "m"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "train_tiny_tir.py"), "--smoke", "--out", str(out)],
+        [sys.executable, "-m", "tiny_tir.train", "--smoke", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
