@@ -18,11 +18,15 @@ from aimo.sandbox.v1 import sandbox_pb2_grpc as pb_grpc
 
 from .bridge import SyncSandbox
 from .convert import DISPLAY_VALUES, result_from_message
+from .inside.protocol import GRPC_MAX_MESSAGE
 from .limits import MAX_LIMITS
 from .result import ExecResult
 
 MARGIN_S = 5.0  # beyond a cell's own limit, before the client gives up on the server
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
+# The server's own limit: every answer fits in it (results are trimmed to the answer budget), and so does
+# every request the server takes (code is at most 128 KiB).
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", GRPC_MAX_MESSAGE),
+                   ("grpc.max_send_message_length", GRPC_MAX_MESSAGE)]
 
 
 class SandboxError(RuntimeError):
