@@ -24,8 +24,8 @@ import polars as pl
 
 from sandbox_service.bridge import LoopThread
 
+from .assembly import Settings, build_solver
 from .budget import BudgetConfig, TimeBudget
-from .cli import Settings, build
 from .solver import FALLBACK_ANSWER
 
 log = logging.getLogger("aimo.kaggle")
@@ -52,7 +52,7 @@ class KagglePredictor:
     async def _ensure_solver(self):
         if self._solver is None:
             self._stack = contextlib.AsyncExitStack()
-            self._solver = await build(self.settings, self._stack)
+            self._solver = await build_solver(self.settings, self._stack)
         return self._solver
 
     async def _solve(self, problem: str, seconds: float, samples: int) -> int:
