@@ -19,6 +19,7 @@ from .engine import Engine, EngineError, GenerationRequest
 from .sandbox import Sandbox
 from .tool_output import render_result
 from .trace import SampleTrace, TurnTrace
+from .voting import ENTROPY_TAIL_TOKENS
 
 CALL_LIMIT_REPLY = "[no code executions left: continue without code]"
 
@@ -134,6 +135,9 @@ async def run_sample(engine: Engine, dialect: Dialect, sandbox: Sandbox, prompt_
                 ))
                 trace.entropy_sum += gen.entropy_sum
                 trace.entropy_tokens += gen.entropy_tokens
+                if gen.entropies:  # rounded: 256 floats a sample in traces.jsonl, precise enough to rank
+                    tail = trace.entropy_tail + [round(h, 5) for h in gen.entropies[-ENTROPY_TAIL_TOKENS:]]
+                    trace.entropy_tail = tail[-ENTROPY_TAIL_TOKENS:]
                 code = dialect.code_of(turn) if config.tools else None
                 if code is None:
                     trace.finish = "length" if gen.finish_reason == "length" else ""

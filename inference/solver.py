@@ -20,7 +20,7 @@ from .engine import Engine, EngineError
 from .sample import SamplingConfig, request_ids, run_sample
 from .sandbox import Sandbox
 from .trace import Result, SampleTrace
-from .voting import SELECTORS, Ballot, Vote
+from .voting import ENTROPY_SELECTORS, SELECTORS, STOP_RULES, Ballot, Vote
 
 FALLBACK_ANSWER = 0  # what a problem gets when no sample answered: some integer beats none
 STOP_GRACE_S = 2.0
@@ -74,6 +74,7 @@ class SolverConfig:
     samples: int = 8
     agree: int = 4  # stop once this many samples agree (or the leader cannot be caught); 0: never early
     selector: str = "majority"  # one of voting.SELECTORS
+    stop: str = "uncatchable"  # one of voting.STOP_RULES: also stop once the leader cannot be caught
     seed: int = 0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     revision: RevisionConfig = field(default_factory=RevisionConfig)
@@ -91,6 +92,8 @@ class Solver:
         self.config = config or SolverConfig()
         if self.config.selector not in SELECTORS:
             raise ValueError(f"selector must be one of {sorted(SELECTORS)}")
+        if self.config.stop not in STOP_RULES:
+            raise ValueError(f"stop must be one of {STOP_RULES}")
         if self.config.selector == "verifier" and verifier is None:
             raise ValueError("the verifier selector needs a verifier")
         self.verifier = verifier
@@ -104,7 +107,7 @@ class Solver:
         deadline = None if budget_s is None else started + budget_s
         n = samples or self.config.samples
         selector = SELECTORS[self.config.selector]
-        ballot = Ballot(n, self.config.agree, selector)
+        ballot = Ballot(n, self.config.agree, selector, self.config.stop)
         if not problem.strip():
             return self._result(problem, ballot, [], started, failure="empty problem")
         main_ids = self.dialect.prompt_ids(problem)
@@ -179,7 +182,7 @@ class Solver:
 
     def _sampling(self, source: Source) -> SamplingConfig:
         config = source.sampling
-        if self.config.selector == "entropy" and not config.logprobs:
+        if self.config.selector in ENTROPY_SELECTORS and not config.logprobs:
             config = replace(config, logprobs=5)
         return config
 
@@ -262,4 +265,5 @@ def vote_of(trace: SampleTrace) -> Vote | None:
         return None
     outputs = [t.output for t in trace.turns if t.status == "OK"]
     return Vote(trace.answer, trace.mean_entropy, trace.code_ok, trace.tool_calls - trace.code_ok,
-                supported=shown_in(trace.answer, outputs), weight=trace.weight, verifier=trace.verifier_score)
+                supported=shown_in(trace.answer, outputs), weight=trace.weight, verifier=trace.verifier_score,
+                tail_entropy=trace.tail_entropy)
