@@ -9,6 +9,7 @@ import pytest
 
 from sandbox_service import docker_isolation as di
 from sandbox_service.isolation import SANDBOX_ENV
+from tests.conftest import skip_unless_required
 
 SETTINGS = di.DockerSettings(image="aimo-sandbox:test", mem_limit="2g", pids_limit=256)
 
@@ -105,7 +106,11 @@ def engine_settings():
     try:
         di.probe_engine(settings.image)
     except RuntimeError as exc:
-        pytest.skip(f"docker isolation tests need a Docker engine with the sandbox image: {exc}")
+        # Not run in CI yet: the sandbox image's base (python:3.12-slim) comes from Docker Hub, which CI
+        # cannot reach, and no local base image is built there yet (issue 23). Loud, and a failure under
+        # AIMO_REQUIRE_DOCKER=1 once CI can build the image.
+        skip_unless_required("AIMO_REQUIRE_DOCKER",
+                             f"docker isolation tests need a Docker engine with the sandbox image: {exc}")
     return settings
 
 
