@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inference.cli import _sandbox
+from inference.assembly import open_sandbox
 from inference.dialects import MarkdownDialect, Turn
 from inference.engine import GenerationRequest
 from inference.sample import SamplingConfig, ToolSession, run_sample
@@ -148,7 +148,7 @@ async def main(args) -> None:
 
     dialect = MarkdownDialect(AutoTokenizer.from_pretrained(str(MODEL)))
     prompts = [dialect.prompt_ids(p.text) for p in problems]
-    async with _sandbox(args.sandbox) as sandbox:
+    async with open_sandbox(args.sandbox) as sandbox:
         await async_loop(engine, dialect, sandbox, prompts[:2], 2)  # warm-up: compile paths, fill pools
         started = time.perf_counter()
         traces = await async_loop(engine, dialect, sandbox, prompts, args.samples)
