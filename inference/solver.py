@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .answers import shown_in
 from .dialects import Dialect
 from .engine import Engine, EngineError
-from .sample import SamplingConfig, run_sample
+from .sample import SamplingConfig, request_ids, run_sample
+from .sandbox import Sandbox
 from .trace import Result, SampleTrace
 from .voting import ENTROPY_SELECTORS, SELECTORS, STOP_RULES, Ballot, Vote
 
@@ -80,7 +81,7 @@ class SolverConfig:
 
 
 class Solver:
-    def __init__(self, engine: Engine, dialect: Dialect, sandbox, config: SolverConfig | None = None, *,
+    def __init__(self, engine: Engine, dialect: Dialect, sandbox: Sandbox, config: SolverConfig | None = None, *,
                  sources: list[Source] | None = None, verifier=None) -> None:
         """`engine` and `dialect` are the main model's: the one source, or (with `sources`) the revision
         round's. Each source's samples use its own sampling; without `sources`, the config's.
@@ -182,7 +183,7 @@ class Solver:
     def _sampling(self, source: Source) -> SamplingConfig:
         config = source.sampling
         if self.config.selector in ENTROPY_SELECTORS and not config.logprobs:
-            config = SamplingConfig(**{**config.__dict__, "logprobs": 5})
+            config = replace(config, logprobs=5)
         return config
 
     async def _verify(self, problem: str, traces: list[SampleTrace], ballot: Ballot,
@@ -229,10 +230,10 @@ class Solver:
         if not pending:
             return
         for engine in {id(sources[t].engine): sources[t].engine for t in pending}.values():
-            request_ids = [f"{prefix}-s{tasks[t].index}-t{turn}" for t in pending if sources[t].engine is engine
-                           for turn in range(sources[t].sampling.max_tool_calls + 2)]
+            ids = [i for t in pending if sources[t].engine is engine
+                   for i in request_ids(prefix, tasks[t].index, self._sampling(sources[t]))]
             try:
-                await engine.abort(request_ids)
+                await engine.abort(ids)
             except Exception:  # noqa: BLE001 - a dead engine has nothing left to abort
                 pass
         # Cancel again until they end: code that swallows a cancellation (wait_for on Python 3.11 does, when
