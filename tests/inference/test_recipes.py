@@ -118,3 +118,39 @@ def test_the_document_shows_the_table_the_code_renders(name):
 def test_an_unknown_preset_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="aimo3-gpt-oss-2nd"):
         recipe_for("aimo4")
+
+
+def test_the_preset_fills_the_settings_beneath_what_the_user_gives(tmp_path):
+    from inference.assembly import SettingsError, load_settings
+
+    settings = load_settings(None, preset="aimo3-gpt-oss")
+    assert (settings.samples, settings.agree, settings.selector, settings.stop, settings.max_tool_calls,
+            settings.tool_timeout_ms, settings.temperature, settings.max_model_len, settings.total_s) == (
+        8, 4, "entropy", "agree", 128, 6000, 1.0, 65536, 17400.0)
+    config = tmp_path / "aimo.toml"
+    config.write_text('preset = "aimo3-gpt-oss-2nd"\nsamples = 16\n')
+    given = load_settings(config, agree=5)
+    assert (given.samples, given.agree, given.selector, given.stop) == (16, 5, "votes-entropy-tail", "uncatchable")
+    with pytest.raises(SettingsError, match="no preset"):
+        load_settings(None, preset="aimo4")
+
+
+def test_the_preset_builds_its_solver_prompt_and_sampling():
+    """Wired end to end short of generating: a server engine (nothing is sent) and the in-process sandbox."""
+    import asyncio
+    import contextlib
+
+    from inference.assembly import build_solver, load_settings
+
+    async def build():
+        settings = load_settings(None, preset="aimo3-gpt-oss", engine="http://127.0.0.1:9", sandbox="local",
+                                 model="/models/gpt-oss-120b", samples=6)
+        async with contextlib.AsyncExitStack() as stack:
+            return await build_solver(settings, stack)
+
+    solver = asyncio.run(build())
+    (source,) = solver.sources
+    assert source.sampling == SAMPLING and source.prompt == recipe_for("aimo3-gpt-oss").prompt
+    assert (solver.config.samples, solver.config.agree, solver.config.selector, solver.config.stop) == (
+        6, 4, "entropy", "agree")
+    assert solver.dialect.model_identity == MODEL_IDENTITY and solver.engine.max_model_len == 65536
