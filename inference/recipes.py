@@ -161,6 +161,20 @@ def engine_args(recipe: Recipe, model: str, **overrides) -> dict:
     return build(model, **{**recipe.engine, **overrides})
 
 
+def serve_flags(recipe: Recipe, model: str, **overrides) -> list[str]:
+    """The same engine as `vllm serve` flags, for the server path (`--engine http://...`): the server must be
+    started with the recipe's engine settings, since a client cannot set them."""
+    args = engine_args(recipe, model, **overrides)
+    flags = ["--model", args.pop("model")]
+    for name, value in args.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value is not None and value is not False:
+            flags += [flag, str(value)]
+    return flags
+
+
 def sampling_config(recipe: Recipe, max_tokens: int = 0) -> SamplingConfig:
     """Per-sample sampling and limits; `max_tokens` 0: the whole context (the notebook's
     `context_tokens - len(prompt)`)."""

@@ -21,6 +21,7 @@ from inference.recipes import (
     markdown_table,
     recipe_for,
     sampling_config,
+    serve_flags,
     solver_config,
 )
 from inference.sample import SamplingConfig
@@ -51,6 +52,16 @@ def test_the_engine_arguments_are_vllms_own_and_accepted():
     built = AsyncEngineArgs(**args)  # refuses an unknown field
     assert {name: getattr(built, name) for name in args} == args
     assert args["kv_cache_dtype"] in typing.get_args(CacheDType)
+
+
+def test_the_server_flags_parse_to_the_same_engine():
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    flags = serve_flags(recipe_for("aimo3-gpt-oss"), MODEL)
+    assert "--kv-cache-dtype fp8_e4m3" in " ".join(flags) and "--async-scheduling" in flags
+    parsed = AsyncEngineArgs.from_cli_args(AsyncEngineArgs.add_cli_args(FlexibleArgumentParser()).parse_args(flags))
+    assert {name: getattr(parsed, name) for name in ENGINE} == ENGINE
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
