@@ -124,7 +124,7 @@ AIMO3_GPT_OSS = Recipe(
         "tool_timeout_ms": f"{NOTEBOOK} `jupyter_timeout` (6 s); state persists within an attempt",
         "agree": f"{NOTEBOOK} `early_stop`",
         "stop": f"{NOTEBOOK}: cancel once an answer has `early_stop` votes, no other rule",
-        "selector": f"{NOTEBOOK} `_select_answer`: sum of 1 / max(mean entropy, 1e-9)",
+        "selector": f"{NOTEBOOK} `_select_answer`: sum of 1 / max(mean entropy, floor)",
         "budget": f"{GIL} §2-3: clamp(time left - later problems x 300 s, 300, 900); {NOTEBOOK} 17400 s "
                   "`notebook_limit` (its own 240/840 s are the earlier values)",
     },
