@@ -31,7 +31,8 @@ class Vote:
 
 ENTROPY_TAIL_TOKENS = 256  # second place's window: the entropy where the sample settles on its answer
 # The winners capped weights with 1 / max(entropy, 1e-9), Sebastian Gil with 0.3. gpt-oss at temperature
-# 1.0 averages far above either over thousands of tokens, so for it the floor never binds; 0.05 keeps a
+# 1.0 should average well above 0.05 over thousands of tokens (not measured here), so that for it the
+# floor would not bind; 0.05 keeps a
 # small model's near-deterministic samples (mean entropies of 0.0004 on the tiny model) from each
 # outvoting a hundred others.
 ENTROPY_FLOOR = 0.05
