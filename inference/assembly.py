@@ -229,7 +229,13 @@ async def solve_problem(settings: Settings, problem: str) -> dict:
     """One problem with a solver built for it and closed after: the result as a dict."""
     async with contextlib.AsyncExitStack() as stack:
         solver = await build_solver(settings, stack)
-        result = await solver.solve(problem, budget_s=settings.total_s)
+        budget_s = settings.total_s
+        if settings.preset:  # the preset's per-problem rule (at most 900 s for AIMO3's), within total_s
+            from .budget import TimeBudget
+            from .recipes import recipe_budget
+
+            budget_s = TimeBudget(recipe_budget(settings, 1)).plan().seconds
+        result = await solver.solve(problem, budget_s=budget_s)
         return result.to_dict()
 
 

@@ -131,6 +131,15 @@ def test_an_unknown_preset_is_refused_with_the_choices():
         recipe_for("aimo4")
 
 
+def test_one_problem_under_the_preset_gets_its_ceiling_within_the_time_given():
+    from inference.assembly import load_settings
+    from inference.recipes import recipe_budget
+
+    assert TimeBudget(recipe_budget(load_settings(None, preset="aimo3-gpt-oss"), 1)).plan().seconds == 900.0
+    short = load_settings(None, preset="aimo3-gpt-oss", total_s=60.0)
+    assert TimeBudget(recipe_budget(short, 1)).plan().seconds == pytest.approx(55.0, abs=0.5)  # less safety_s
+
+
 def test_the_preset_fills_the_settings_beneath_what_the_user_gives(tmp_path):
     from inference.assembly import SettingsError, load_settings
 
