@@ -28,7 +28,7 @@ def waits_on(*children_s: int) -> pytest.MarkDecorator:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
+def eval_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
     completed = subprocess.run(
         [sys.executable, "-m", "inference.cli", "eval", "--synthetic", "6", "--samples", "4", "--agree", "3",
@@ -36,8 +36,23 @@ def run_dir(tmp_path_factory):
         cwd=ROOT, capture_output=True, text=True, timeout=EVAL_S,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "6 problems, accuracy" in completed.stdout
-    return out
+    return out, completed
+
+
+@pytest.fixture(scope="module")
+def run_dir(eval_run):
+    return eval_run[0]
+
+
+def test_the_main_job_reads_well_in_a_terminal(eval_run):
+    """A progress bar and a summary table: no engine log, no traceback at exit (vLLM's INFO start-up and
+    its AsyncLLM.__del__ TypeError were some 90 lines of it)."""
+    out, completed = eval_run
+    printed = completed.stdout + completed.stderr
+    assert len(printed.splitlines()) < 40, printed
+    assert "Traceback" not in printed and "Exception ignored" not in printed and " INFO " not in printed, printed
+    assert "accuracy" in completed.stdout and str(out / "report.html") in completed.stdout
+    assert "6/6" in completed.stdout  # the progress bar's last state
 
 
 @waits_on(EVAL_S)
