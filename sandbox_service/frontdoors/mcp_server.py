@@ -106,8 +106,10 @@ class MCPFrontDoor:
         return session
 
     async def _guarded(self, call):
+        started = False
         try:
             with self.gate:
+                started = True
                 return await call
         except Overloaded as exc:
             raise ToolError(f"busy: {exc}; retry in {exc.retry_after_s} s") from None
@@ -115,6 +117,9 @@ class MCPFrontDoor:
             if is_overload(exc):
                 raise ToolError(f"busy: {exc.details}; retry in 1 s") from None
             raise ToolError(exc.details or exc.code) from None
+        finally:
+            if not started:
+                call.close()  # the gate refused: never awaited
 
     def _register(self) -> None:
         server = self.server

@@ -168,3 +168,30 @@ def test_overload_is_refused_at_once_with_retry_after(nsjail_server):
         assert reply.status_code == 200 and reply.json()["run_result"]["stdout"] == "1\n"
     finally:
         door.stop()
+
+
+def test_mcp_overload_is_a_busy_tool_error_at_once(nsjail_server):
+    door = FrontDoorProcess("mcp", "--sandbox", nsjail_server.address, "--max-in-flight", "1").wait_ready()
+
+    async def go():
+        async with mcp_client("streamable-http", nsjail_server.address, door) as slow, \
+                mcp_client("streamable-http", nsjail_server.address, door) as other:
+            long_call = asyncio.create_task(slow.call_tool("python", {"code": "import time\ntime.sleep(3)"}))
+            deadline = time.monotonic() + 15
+            while sandbox_metric(nsjail_server, "sandbox_cells_running") < 1:
+                assert time.monotonic() < deadline, "the slow cell never started"
+                await asyncio.sleep(0.05)
+            started = time.monotonic()
+            refused = await other.call_tool("python", {"code": "print(1)"})
+            refused_after = time.monotonic() - started
+            finished = await long_call
+            after = await other.call_tool("python", {"code": "print(1)"})
+            return refused, refused_after, finished, after
+
+    try:
+        refused, refused_after, finished, after = asyncio.run(go())
+    finally:
+        door.stop()
+    assert refused.is_error and "busy" in refused.content[0].text and "retry" in refused.content[0].text
+    assert refused_after < 1
+    assert finished.structured_content["status"] == "OK" and after.content[0].text == "1"
