@@ -11,6 +11,10 @@ ratio of each front door's p50 to the gRPC path it stands in front of:
 - stateless: gRPC `Execute` against MCP `python_stateless` and SandboxFusion `/run_code`.
 
 Clients: `mcp.ClientSession` for MCP, one keep-alive `httpx.AsyncClient` per client for the HTTP doors.
+By default the doors forward to the gRPC server, one process hop more than the gRPC path. With
+`--doors-in-process` each door runs its own sandbox pool instead (`--local`, same pool size), so both paths
+cross the same number of processes; that needs `--isolation rlimit` (the doors run on this 3.11 venv, and
+nsjail mode needs the 3.12 one), and the gRPC server then runs in rlimit mode too.
 stdio is not measured: it is one server process per client, the same code path as the others.
 The goal (issue 24): each front door within 1.5x of gRPC's p50.
 """
@@ -180,21 +184,28 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--calls", type=int, default=25, help="per client, per path and cell")
     p.add_argument("--pool-size", type=int, default=2)
+    p.add_argument("--isolation", choices=["nsjail", "rlimit"], default="nsjail")
+    p.add_argument("--doors-in-process", action="store_true",
+                   help="each door runs its own pool (--local) instead of forwarding to the gRPC server")
     args = p.parse_args()
-    sandbox = ServerProcess("--isolation", "nsjail", "--pool-size", str(args.pool_size),
+    if args.doors_in_process and args.isolation != "rlimit":
+        p.error("--doors-in-process needs --isolation rlimit")
+    sandbox = ServerProcess("--isolation", args.isolation, "--pool-size", str(args.pool_size),
                             "--max-sessions", "4096")
     doors = []
     try:
         sandbox.wait_serving()
-        doors = [FrontDoorProcess("mcp", "--sandbox", sandbox.address).wait_ready(),
-                 FrontDoorProcess("http", "--sandbox", sandbox.address).wait_ready()]
+        target = ["--local", "rlimit", "--pool-size", str(args.pool_size)] if args.doors_in_process else \
+            ["--sandbox", sandbox.address]
+        doors = [FrontDoorProcess("mcp", *target).wait_ready(), FrontDoorProcess("http", *target).wait_ready()]
         rows = asyncio.run(run(args, sandbox, *doors))
     finally:
         for door in doors:
             door.stop()
         sandbox.stop()
-    print(f"\n{args.clients} concurrent clients, {args.calls} calls each; p50 ratio against the gRPC path "
-          f"(goal <= {GOAL}x)\n")
+    where = "each door with its own pool" if args.doors_in_process else "the doors forwarding to the gRPC server"
+    print(f"\n{args.clients} concurrent clients, {args.calls} calls each, {args.isolation} mode, {where}; "
+          f"p50 ratio against the gRPC path (goal <= {GOAL}x)\n")
     print("| cell | path | calls/s | p50 ms | p99 ms | p50 / gRPC p50 |\n|---|---|---:|---:|---:|---:|")
     for cell, name, rate, p50, p99, ratio in rows:
         verdict = "" if ratio is None else f"{ratio:.2f}x {'ok' if ratio <= GOAL else 'over'}"
