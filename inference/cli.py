@@ -7,6 +7,7 @@
     aimo lab runs/first --samples 4,8,16 --agree 2,3,4 --total-s 3600   # replay the traces under other policies
     aimo export-sft runs/first --out sft.jsonl   # the right samples as fine-tuning data
     aimo sandbox --isolation nsjail     # the gRPC sandbox service (same flags as python -m sandbox_service)
+    aimo sandbox mcp|http --sandbox H:P # its MCP server / SandboxFusion and NeMo-Skills HTTP drop-ins
 
 Every option can also come from a TOML file (`--config aimo.toml`, keys as the option names with
 underscores); options on the command line win. The defaults run on a CPU with the bundled tiny model.
@@ -216,9 +217,14 @@ def export_sft_command(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sandbox(ctx: typer.Context) -> None:
-    """Serve the sandbox over gRPC (all flags of `python -m sandbox_service`)."""
+    """Serve the sandbox over gRPC (all flags of `python -m sandbox_service`); `aimo sandbox mcp|http ...`
+    serves its front doors instead (flags of `python -m sandbox_service.frontdoors.mcp|http`)."""
     from sandbox_service.__main__ import main as serve
+    from sandbox_service.frontdoors import DOORS, serve_door
 
+    if ctx.args and ctx.args[0] in DOORS:
+        serve_door(ctx.args[0], list(ctx.args[1:]))
+        return
     serve(list(ctx.args))
 
 
