@@ -165,9 +165,13 @@ class SandboxServer:
         pb_grpc.add_SandboxServicer_to_server(servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
-        self.port = self.server.add_insecure_port(self.address)
+        try:
+            self.port = self.server.add_insecure_port(self.address)
+        except RuntimeError:  # grpcio raises where it used to return 0
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"could not bind {self.address}")
+            await self.pool.stop()
+            raise OSError(f"could not bind {self.address} (taken by another process, or not this host's address)")
         servicer.replica = (("sandbox-replica", f"{socket.gethostname()}/{os.getpid()}:{self.port}"),)
         await self.server.start()
         await self.set_serving(self.serving)
