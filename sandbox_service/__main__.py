@@ -65,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="modules each zygote imports and warms (comma-separated)")
     p.add_argument("--prelude-file", default=env("prelude_file", None),
                    help="Python run in every new namespace (default: the usual math imports)")
+    p.add_argument("--max-connection-age", type=float, default=env("max_connection_age", 0.0),
+                   help="seconds after which each client connection is closed, its calls let finish (0: never); "
+                        "balancing clients then re-resolve and find replicas added since")
     p.add_argument("--grace", type=float, default=env("grace", 10.0), help="seconds in-flight calls get on SIGTERM")
     p.add_argument("--log-level", default=env("log_level", "INFO"))
     for name in LIMIT_NAMES:
@@ -100,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings_from(args)
     workers = resolve_workers(args.workers)
     if args.worker_index is not None:  # one of a supervisor's workers: the parent serves the metrics
-        server = SandboxServer(settings, args.address, args.grace, reuse_port=True, serving=False)
+        server = SandboxServer(settings, args.address, args.grace, reuse_port=True, serving=False,
+                               max_connection_age_s=args.max_connection_age)
         _run(serve_worker(server))
         return
     logging.getLogger("sandbox").info("settings: %s", settings_summary(settings))
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(asyncio.run(supervisor.run()))
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address)
-    _run(SandboxServer(settings, args.address, args.grace).serve())
+    _run(SandboxServer(settings, args.address, args.grace, max_connection_age_s=args.max_connection_age).serve())
 
 
 def _run(coro) -> None:
