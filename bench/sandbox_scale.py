@@ -16,7 +16,9 @@
 
 Everything runs on this machine at once (clients and servers share its cores), so on a small box the
 curve flattens at the core count: that is the point of showing it. Numbers are noisy where other work
-shares the machine; compare the ratios within one run.
+shares the machine; compare the ratios within one run. Each point is measured `--rounds` times, the
+configurations interleaved (1, 2, 4, 1, 2, 4, ...), and the best round is reported with the worst beside
+it, so that a burst of someone else's load hurts one round of one point, not a whole column.
 """
 
 from __future__ import annotations
@@ -189,6 +191,13 @@ async def failover(targets: list[str], victim: ServerProcess, args: argparse.Nam
 
 
 # --- the run -----------------------------------------------------------------------------------------
+def print_table(label: str, rates: dict[int, list[float]], errors: dict[int, int], note: dict | None = None) -> None:
+    base = max(next(iter(rates.values())))
+    print(f"{label:>8} {'calls/s':>10} {'ratio':>7} {'worst round':>12} {'errors':>7}")
+    for n, samples in rates.items():
+        print(f"{n:>8} {max(samples):>10.0f} {max(samples) / base:>6.2f}x {min(samples):>12.0f} {errors[n]:>7}"
+              + (note or {}).get(n, ""))
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", default="1,2,4", help="worker counts to measure, comma-separated")
@@ -198,6 +207,7 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=4, help="calls in flight per channel")
     p.add_argument("--pool-size", type=int, default=2, help="zygotes per worker")
     p.add_argument("--sessions", type=int, default=6, help="sessions in the failover run")
+    p.add_argument("--rounds", type=int, default=2, help="measurements of each point, interleaved; best reported")
     p.add_argument("--isolation", default="nsjail")
     p.add_argument("--skip-replicas", action="store_true")
     args = p.parse_args()
@@ -206,28 +216,34 @@ def main() -> None:
           f"{args.concurrency} in flight; {args.duration:.0f} s a point; isolation {args.isolation}; "
           f"pool {args.pool_size} a worker\n")
 
-    rows = []
-    for n in counts:
-        server = start_server(args, "--workers", str(n))
-        try:
-            rate, errors = calls_per_second(server.address, args)
-        finally:
+    rates: dict[int, list[float]] = {n: [] for n in counts}
+    errors: dict[int, int] = dict.fromkeys(counts, 0)
+    servers = {n: start_server(args, "--workers", str(n)) for n in counts}  # idle ones cost little CPU
+    try:
+        for _ in range(args.rounds):
+            for n in counts:
+                rate, failed = calls_per_second(servers[n].address, args)
+                rates[n].append(rate)
+                errors[n] += failed
+    finally:
+        for server in servers.values():
             server.stop()
-        rows.append((n, rate, errors))
-    base = rows[0][1]
-    print(f"{'workers':>8} {'calls/s':>10} {'ratio':>7} {'errors':>7}")
-    for n, rate, errors in rows:
-        print(f"{n:>8} {rate:>10.0f} {rate / base:>6.2f}x {errors:>7}")
+    print_table("workers", {n: rates[n] for n in counts}, errors)
     if args.skip_replicas:
         return
 
     replicas = [start_server(args) for _ in range(3)]
     try:
-        one, e1 = calls_per_second(replicas[0].address, args)
-        three, e3 = calls_per_second(",".join(r.address for r in replicas), args)
-        print(f"\n{'replicas':>8} {'calls/s':>10} {'ratio':>7} {'errors':>7}")
-        print(f"{1:>8} {one:>10.0f} {1.0:>6.2f}x {e1:>7}")
-        print(f"{3:>8} {three:>10.0f} {three / one:>6.2f}x {e3:>7}   (round robin, one target list)")
+        targets = {1: replicas[0].address, 3: ",".join(r.address for r in replicas)}
+        spread: dict[int, list[float]] = {1: [], 3: []}
+        failed_calls = {1: 0, 3: 0}
+        for _ in range(args.rounds):
+            for n, target in targets.items():
+                rate, failed = calls_per_second(target, args)
+                spread[n].append(rate)
+                failed_calls[n] += failed
+        print()
+        print_table("replicas", spread, failed_calls, note={3: "   (round robin over one target list)"})
         result = asyncio.run(failover([r.address for r in replicas], replicas[1], args))
     finally:
         for replica in replicas:
