@@ -214,7 +214,7 @@ def main() -> None:
     counts = [int(n) for n in args.workers.split(",")]
     print(f"usable cores: {usable_cores()}; load: {args.clients} processes x {args.channels} channels x "
           f"{args.concurrency} in flight; {args.duration:.0f} s a point; isolation {args.isolation}; "
-          f"pool {args.pool_size} a worker\n")
+          f"pool {args.pool_size} a worker; load average {os.getloadavg()[0]:.1f} at the start\n")
 
     rates: dict[int, list[float]] = {n: [] for n in counts}
     errors: dict[int, int] = dict.fromkeys(counts, 0)
