@@ -15,6 +15,7 @@ import time
 from dataclasses import asdict
 
 import grpc
+from google.protobuf.message import DecodeError
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -23,12 +24,51 @@ from aimo.sandbox.v1 import sandbox_pb2_grpc as pb_grpc
 
 from . import __version__, metrics
 from .convert import display_name, limits_message, requested_limits, result_message
+from .inside.protocol import GRPC_MAX_MESSAGE
 from .limits import InvalidRequest, check_code, resolve
 from .pool import Pool, PoolExhausted, PoolSettings
 
 log = logging.getLogger("sandbox.server")
 SERVICE = pb.DESCRIPTOR.services_by_name["Sandbox"].full_name
-MAX_MESSAGE = 4 << 20
+MAX_MESSAGE = GRPC_MAX_MESSAGE  # every answer fits: results are trimmed to protocol.ANSWER_BUDGET (2 MiB)
+
+
+class Undecodable:
+    """A request protobuf could not parse (a string field that is not UTF-8): refused as INVALID_ARGUMENT."""
+
+    def __init__(self, error: str) -> None:
+        self.error = error
+
+
+def _lenient(message_type):
+    """A deserializer that hands a broken request to the handler instead of failing the call with UNKNOWN."""
+
+    def parse(data: bytes):
+        try:
+            return message_type.FromString(data)
+        except DecodeError as exc:
+            return Undecodable(str(exc) or "not a valid message")
+
+    return parse
+
+
+UNDECODABLE = "the request is not valid protobuf (is the code valid UTF-8?)"
+
+
+def add_servicer(servicer: pb_grpc.SandboxServicer, server: grpc.aio.Server) -> None:
+    """`add_SandboxServicer_to_server`, with requests parsed by `_lenient`."""
+    handlers = {
+        "Execute": grpc.unary_unary_rpc_method_handler(
+            servicer.Execute, request_deserializer=_lenient(pb.ExecuteRequest),
+            response_serializer=pb.ExecuteResult.SerializeToString),
+        "Session": grpc.stream_stream_rpc_method_handler(
+            servicer.Session, request_deserializer=_lenient(pb.SessionRequest),
+            response_serializer=pb.ExecuteResult.SerializeToString),
+        "GetInfo": grpc.unary_unary_rpc_method_handler(
+            servicer.GetInfo, request_deserializer=_lenient(pb.GetInfoRequest),
+            response_serializer=pb.SandboxInfo.SerializeToString),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
 
 
 class SandboxServicer(pb_grpc.SandboxServicer):
@@ -42,6 +82,8 @@ class SandboxServicer(pb_grpc.SandboxServicer):
 
     async def Execute(self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext) -> pb.ExecuteResult:
         started = time.perf_counter()
+        if isinstance(request, Undecodable):
+            await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, UNDECODABLE)
         await context.send_initial_metadata(self.replica)
         try:
             check_code(request.code)
@@ -57,6 +99,8 @@ class SandboxServicer(pb_grpc.SandboxServicer):
         await context.send_initial_metadata(self.replica)
         try:
             async for request in requests:
+                if isinstance(request, Undecodable):
+                    await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, UNDECODABLE)
                 kind = request.WhichOneof("kind")
                 if kind == "open":
                     if session is not None:
@@ -166,7 +210,7 @@ class SandboxServer:
             options.append(("grpc.max_connection_age_ms", int(self.max_connection_age_s * 1000)))
         self.server = grpc.aio.server(options=options)
         servicer = SandboxServicer(self.pool)
-        pb_grpc.add_SandboxServicer_to_server(servicer, self.server)
+        add_servicer(servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         try:

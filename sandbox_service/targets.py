@@ -26,10 +26,12 @@ import socket
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from .inside.protocol import GRPC_MAX_MESSAGE
+
 log = logging.getLogger("sandbox.client")
 
 SERVICE = "aimo.sandbox.v1.Sandbox"
-MAX_MESSAGE = 64 << 20
+MAX_MESSAGE = GRPC_MAX_MESSAGE  # the server's limit too: every answer fits (inside/protocol.py)
 PROBE_TIMEOUT_S = 2.0
 
 RETRY_POLICY = {
