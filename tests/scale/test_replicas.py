@@ -43,7 +43,7 @@ def test_round_robin_spreads_calls_over_every_replica(three_replicas):
         for _ in range(30):
             assert client.execute("6 * 7").display == "42"
     taken = [calls_answered(s) - b for s, b in zip(three_replicas, before, strict=True)]
-    assert sum(taken) == 30 and min(taken) >= 5, taken
+    assert sum(taken) == 30 and min(taken) >= 3, taken
 
 
 async def execute(client: AsyncSandboxClient, code: str) -> tuple[str, str]:
@@ -124,7 +124,7 @@ def test_a_replica_killed_mid_run_loses_no_call_that_had_not_started(three_repli
     assert len(failed) <= 6  # at most one in flight per loader
     after = [replica for t, code, replica in outcomes if code == "OK" and t > killed_at + 0.5]
     assert after and dead not in after
-    assert len(outcomes) - len(failed) > 60
+    assert len(outcomes) - len(failed) > 20
 
     for home, (first, seconds, second) in zip(homes, answers, strict=True):
         if home == dead:  # one clear error, at once, and the model is told the tool is gone

@@ -120,7 +120,10 @@ def test_sigterm_drains_every_worker(two_workers):
     calls = [threading.Thread(target=long_call) for _ in range(4)]
     for call in calls:
         call.start()
-    time.sleep(0.7)  # the calls are running, on one worker or both
+    deadline = time.monotonic() + 30
+    while metrics(two_workers)["sandbox_cells_running"] < 4:  # all four running, on one worker or both
+        assert time.monotonic() < deadline, "the calls never all started"
+        time.sleep(0.05)
     two_workers.proc.send_signal(signal.SIGTERM)
     for call in calls:
         call.join(30)
@@ -173,3 +176,38 @@ def test_a_worker_that_cannot_start_stops_the_parent_with_its_reason():
     assert result.returncode == 1
     assert "No module named 'no_such_module_anywhere'" in result.stderr
     assert "while starting; stopping" in result.stderr and "replacing it" not in result.stderr
+
+
+def test_a_replica_short_of_a_worker_gets_no_calls_until_it_is_whole_again():
+    """Workers and replicas together: one worker of a two-worker replica dies; the balancing client's
+    health check sees the replica NOT_SERVING and sends every call to the other until the parent has
+    replaced the worker."""
+    import asyncio
+
+    from sandbox_service.client import AsyncSandboxClient
+
+    from .test_replicas import execute
+
+    short, whole = start_replicas(1, "--pool-size", "1", "--workers", "2") + start_replicas(1, "--pool-size", "1")
+    try:
+        async def scenario():
+            async with AsyncSandboxClient(f"{short.address},{whole.address}") as client:
+                before = {replica.rsplit(":", 1)[1] for _, replica in [await execute(client, "1") for _ in range(10)]}
+                workers_of(short)[0].send_signal(signal.SIGKILL)
+                await asyncio.sleep(0.5)  # the Watch stream (or the reconnection) carries NOT_SERVING
+                during = [await execute(client, "1") for _ in range(10)]
+                deadline = time.monotonic() + 120
+                while health(short.address) != SERVING:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(0.5)
+                after = {replica.rsplit(":", 1)[1] for _, replica in [await execute(client, "1") for _ in range(10)]}
+                return before, during, after
+
+        before, during, after = asyncio.run(scenario())
+    finally:
+        stop_all([short, whole])
+    ports = {str(short.port), str(whole.port)}
+    assert before == ports
+    assert [(code, replica.rsplit(":", 1)[1]) for code, replica in during] == [("OK", str(whole.port))] * 10
+    assert after == ports
