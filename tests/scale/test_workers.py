@@ -211,3 +211,16 @@ def test_a_replica_short_of_a_worker_gets_no_calls_until_it_is_whole_again():
     assert before == ports
     assert [(code, replica.rsplit(":", 1)[1]) for code, replica in during] == [("OK", str(whole.port))] * 10
     assert after == ports
+
+
+def test_workers_do_not_outlive_a_killed_parent(two_workers):
+    """A SIGKILLed supervisor cannot stop its workers; the end of their stdin tells them to drain and go,
+    so no orphan keeps the port."""
+    workers = workers_of(two_workers)
+    everything = [p for w in workers for p in [w, *w.children(recursive=True)]]
+    two_workers.proc.send_signal(signal.SIGKILL)
+    two_workers.proc.wait()
+    _, alive = psutil.wait_procs(everything, timeout=30)
+    for proc in alive:  # not left behind when this fails
+        proc.kill()
+    assert not alive, alive
