@@ -8,11 +8,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import kubernetes_validate
 import pytest
 import yaml
 
 from sandbox_service.targets import normalize_target
+
+kubernetes_validate = pytest.importorskip("kubernetes_validate", reason="it is in requirements/lint.txt")
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 ROOT = K8S.parents[1]
