@@ -29,18 +29,28 @@ import pytest
 
 from sandbox_service import SandboxClient, SandboxError
 
+from .attacks import BOUNDARIES
 from .harness import SETTLE_S, Target, host_shmem_bytes
 
 MODES = ("nsjail", "rlimit")
+BY_NAME = {b.name: b for b in BOUNDARIES}
+USED: set[str] = set()  # test_table checks that every attack of BOUNDARIES has its test here
 
 
-def modes(number: int, now: str, gaps: tuple[str, ...] = MODES):
-    """Run the test in both modes; in `gaps`, the modes where issue 29's class `number` is not contained
-    yet, it is a strict xfail saying what happens now (an XPASS fails: remove the mode from `gaps`)."""
-    xfail = pytest.mark.xfail(strict=True, raises=(AssertionError, SandboxError),
-                              reason=f"issue 29 class {number}: {now}")
-    return pytest.mark.parametrize(
-        "fragile", [pytest.param(m, marks=xfail if m in gaps else ()) for m in MODES], indirect=True)
+def boundary(*names: str):
+    """Run the test once per mode (and per attack, where several share one test, as `attack`); in the
+    modes where BOUNDARIES says the attack is not contained yet, as a strict xfail saying what happens
+    now. An XPASS fails: then remove the mode from that attack's `gaps` (and regenerate SECURITY.md)."""
+    params = []
+    for name in names:
+        attack = BY_NAME[name]
+        USED.add(name)
+        for mode in MODES:
+            marks = [pytest.mark.xfail(strict=True, raises=(AssertionError, SandboxError),
+                                       reason=f"issue 29 class {attack.issue_class}: {attack.now}")] \
+                if mode in attack.gaps else []
+            params.append(pytest.param(mode, name, marks=marks, id=f"{name}-{mode}" if len(names) > 1 else mode))
+    return pytest.mark.parametrize(("fragile", "attack"), params, indirect=["fragile"])
 
 
 # Every attack cell starts with these: how a cell reaches the zygote's channel from inside its own process.
@@ -166,14 +176,43 @@ print('planted')
 """
 
 
-@modes(1, "the daemon left by a stateless cell, holding its runner's sockets, answers later calls of other "
-          "clients with its own output (and reads their code)")
-def test_class1_a_stateless_cell_cannot_answer_later_calls(fragile: Target, innocents: Innocents):
+@boundary("hijack_later_calls")
+def test_class1_a_stateless_cell_cannot_answer_later_calls(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     result = fragile.client.execute(cell(HIJACK, marker))
     assert result.status == "OK" and result.stdout == "planted\n", result
     time.sleep(1)
     verdict(fragile, innocents, marker, calls=20, parallel=2)
+
+
+# -- class 2: one cell crashes its whole zygote ------------------------------------------------------
+
+CRASHERS = {
+    # json.loads raises RecursionError, and the frame parser catches only ValueError.
+    "crash_deep_json": "sp = session_process()\nraw_frame(sp.ctl_fd, b'[' * 100_000 + b']' * 100_000)\ntime.sleep(1)",
+    # os.WIFSIGNALED(2**70): OverflowError, outside the exceptions the zygote catches per session.
+    "crash_status_2_70": "sp = session_process()\n"
+                   "framing.write_frame(sp.ctl_fd, {'event': 'worker_died', 'pid': 12345, 'status': 2**70})\n"
+                   "time.sleep(1)",
+    # a worker pid that is a JSON list: `set.add` raises TypeError (unhashable) when the deadline passes.
+    "crash_pid_list_deadline": "sp = session_process()\n"
+                         "framing.write_frame(sp.ctl_fd, {'event': 'worker', 'pid': [1], 'holder': 1})\n"
+                         "time.sleep(3)",
+    # 24 MiB of 4-byte UTF-8 in a result for our own request: the zygote re-encodes it with ensure_ascii
+    # (12 bytes a character) to 72 MiB, over the 64 MiB frame limit, and the server kills the zygote.
+    "crash_forged_24mib_utf8": "sp = session_process()\n"
+                         "body = json.dumps({'rid': current_rid(), 'result': {'status': 'OK', 'display': '', "
+                         "'stdout': '\\U0001F600' * (6 << 20)}}, ensure_ascii=False).encode()\n"
+                         "raw_frame(sp.cell_fd, body)\ndel body\ntime.sleep(2)",
+}
+
+
+@boundary(*CRASHERS)
+def test_class2_one_cell_cannot_crash_the_zygote(fragile: Target, innocents: Innocents, attack: str):
+    marker = f"marker-{uuid.uuid4().hex}"
+    result = fragile.client.execute(cell(CRASHERS[attack], marker), timeout_ms=1500)
+    assert result.status in ("OK", "CRASHED", "TIMEOUT"), result  # the attacker's own answer: anything honest
+    verdict(fragile, innocents, marker)
 
 
 # -- class 3: a cell stops its runner's holder ---------------------------------------------------------
@@ -192,10 +231,9 @@ print('stopped')
 """
 
 
-@modes(3, "frames queued while the holder is stopped put the runner off by one: later innocent calls answer "
-          "CRASHED or time out")
-@pytest.mark.parametrize("resume", [True, False], ids=["resumed_4s_later", "never_resumed"])
-def test_class3_a_stopped_holder_does_not_break_later_calls(fragile: Target, innocents: Innocents, resume: bool):
+@boundary("stopped_holder_resumed", "stopped_holder_never_resumed")
+def test_class3_a_stopped_holder_does_not_break_later_calls(fragile: Target, innocents: Innocents, attack: str):
+    resume = attack == "stopped_holder_resumed"
     marker = f"marker-{uuid.uuid4().hex}"
     result = fragile.client.execute(cell(STOP_HOLDER.replace("RESUME", str(resume)), marker))
     assert result.status == "OK" and result.stdout == "stopped\n", result
@@ -231,9 +269,8 @@ print('found:', sorted(found))
 """
 
 
-@modes(4, "a fresh fork of the zygote finds the code of an earlier session in its own anonymous memory "
-          "(frames the zygote relayed)")
-def test_class4_a_later_fork_holds_no_earlier_session_code(fragile: Target, innocents: Innocents):
+@boundary("memory_of_earlier_sessions")
+def test_class4_a_later_fork_holds_no_earlier_session_code(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     secret = uuid.uuid4().hex
     # A cell of the size a model writes (a few KiB: larger than the allocator's small-object blocks).
@@ -284,9 +321,8 @@ except OSError as e:
 """
 
 
-@modes(5, "SysV segments outlive the call (host Shmem grows past the memory limit; in rlimit mode they "
-          "outlive the server), and a 0666 one is read by a later session of another uid")
-def test_class5_sysv_shared_memory_is_scoped_to_its_call(fragile: Target, innocents: Innocents):
+@boundary("sysv_shared_memory")
+def test_class5_sysv_shared_memory_is_scoped_to_its_call(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     key, secret, size, segments, limit = int(uuid.uuid4().hex[:7], 16), uuid.uuid4().hex[:6], 160 << 20, 3, 384 << 20
     before = host_shmem_bytes()
@@ -307,16 +343,16 @@ def test_class5_sysv_shared_memory_is_scoped_to_its_call(fragile: Target, innoce
 ORPHAN = "spawn_sleeper()\nos.kill(os.getppid(), signal.SIGKILL)  # the holder: nobody left to sweep\n"
 
 
-@modes(6, "with its holder killed, a sleeper outlives a stateless call (non-default limits)")
-def test_class6_nothing_outlives_a_stateless_call(fragile: Target, innocents: Innocents):
+@boundary("orphan_after_stateless_call")
+def test_class6_nothing_outlives_a_stateless_call(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     result = fragile.client.execute(cell(ORPHAN + "print('left')", marker), memory_bytes=1 << 30)
     assert result.status == "OK", result
     verdict(fragile, innocents, marker)
 
 
-@modes(6, "with its holder killed, a sleeper outlives a timed-out session after it is closed")
-def test_class6_nothing_outlives_a_timed_out_closed_session(fragile: Target, innocents: Innocents):
+@boundary("orphan_after_timed_out_session")
+def test_class6_nothing_outlives_a_timed_out_closed_session(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     with fragile.client.session() as session:
         result = session.run(cell(ORPHAN + "time.sleep(60)", marker), timeout_ms=1000)
@@ -324,9 +360,8 @@ def test_class6_nothing_outlives_a_timed_out_closed_session(fragile: Target, inn
     verdict(fragile, innocents, marker)
 
 
-@modes(6, "in rlimit mode a sleeper whose holder was killed survives the server's SIGTERM, under pid 1",
-       gaps=("rlimit",))
-def test_class6_nothing_outlives_the_server(fragile: Target):
+@boundary("orphan_after_server")
+def test_class6_nothing_outlives_the_server(fragile: Target, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     result = fragile.client.execute(cell(ORPHAN + "print('left')", marker), memory_bytes=1 << 30)
     assert result.status == "OK", result
@@ -347,9 +382,8 @@ def test_class6_nothing_outlives_the_server(fragile: Target):
 
 # -- class 7: benign sessions leave their folders ------------------------------------------------------
 
-@modes(7, "Zygote.close closes the sockets while the holder cleans up; the holder dies on a broken pipe before "
-          "its rmtree, and the session's folder stays")
-def test_class7_benign_sessions_leave_no_folder(fragile: Target, innocents: Innocents):
+@boundary("folders_of_benign_sessions")
+def test_class7_benign_sessions_leave_no_folder(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     for _ in range(12):
         with fragile.client.session() as session:
@@ -374,8 +408,8 @@ time.sleep(3)
 """
 
 
-@modes(8, "two 60 MiB frames that never finish add ~118 MiB to the zygote, per session")
-def test_class8_what_a_cell_announces_costs_the_zygote_nothing(fragile: Target, innocents: Innocents):
+@boundary("announced_frames")
+def test_class8_what_a_cell_announces_costs_the_zygote_nothing(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     zygote = fragile.jailed_zygotes()[0]
     before = zygote.memory_info().rss
@@ -405,8 +439,8 @@ while time.time() < end:
 """
 
 
-@modes(9, "a cell forges an early OK for its own request and keeps computing past its timeout_ms")
-def test_class9_nothing_computes_after_the_answer(fragile: Target, innocents: Innocents):
+@boundary("forged_early_ok")
+def test_class9_nothing_computes_after_the_answer(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     with fragile.client.session() as session:
         result = session.run(cell(FORGE_OK, marker), timeout_ms=1000)
@@ -426,9 +460,8 @@ def test_class9_nothing_computes_after_the_answer(fragile: Target, innocents: In
 
 # -- class 10: a runner's folder opened to everyone, and a folder planted in it ------------------------
 
-@modes(10, "a stateless call chmod 777s its runner folder; a session of another uid plants a folder the "
-           "runner's cleanup (as the runner's uid) cannot remove; later calls on that runner find it")
-def test_class10_a_runner_folder_cannot_be_planted(fragile: Target, innocents: Innocents):
+@boundary("planted_runner_folder")
+def test_class10_a_runner_folder_cannot_be_planted(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     opened = fragile.client.execute("import os\nos.chmod('.', 0o777)\nprint(os.getcwd())")
     assert opened.status == "OK", opened
@@ -438,43 +471,6 @@ def test_class10_a_runner_folder_cannot_be_planted(fragile: Target, innocents: I
                                  "open(d + '/note', 'w').write('planted')\nos.chmod(d, 0o1755)\nprint('planted')",
                                  marker))
         assert plant.status in ("OK", "ERROR"), plant  # ERROR: PermissionError, the folder stayed closed
-    verdict(fragile, innocents, marker)
-
-
-# -- class 2: one cell crashes its whole zygote ------------------------------------------------------
-
-CRASHERS = {
-    # json.loads raises RecursionError, and the frame parser catches only ValueError.
-    "deep_json": "sp = session_process()\nraw_frame(sp.ctl_fd, b'[' * 100_000 + b']' * 100_000)\ntime.sleep(1)",
-    # os.WIFSIGNALED(2**70): OverflowError, outside the exceptions the zygote catches per session.
-    "status_2_70": "sp = session_process()\n"
-                   "framing.write_frame(sp.ctl_fd, {'event': 'worker_died', 'pid': 12345, 'status': 2**70})\n"
-                   "time.sleep(1)",
-    # a worker pid that is a JSON list: `set.add` raises TypeError (unhashable) when the deadline passes.
-    "pid_list_deadline": "sp = session_process()\n"
-                         "framing.write_frame(sp.ctl_fd, {'event': 'worker', 'pid': [1], 'holder': 1})\n"
-                         "time.sleep(3)",
-    # 24 MiB of 4-byte UTF-8 in a result for our own request: the zygote re-encodes it with ensure_ascii
-    # (12 bytes a character) to 72 MiB, over the 64 MiB frame limit, and the server kills the zygote.
-    "forged_24mib_utf8": "sp = session_process()\n"
-                         "body = json.dumps({'rid': current_rid(), 'result': {'status': 'OK', 'display': '', "
-                         "'stdout': '\\U0001F600' * (6 << 20)}}, ensure_ascii=False).encode()\n"
-                         "raw_frame(sp.cell_fd, body)\ndel body\ntime.sleep(2)",
-}
-CRASHES_NOW = {
-    "deep_json": "RecursionError in the frame parser kills the zygote and every session on it",
-    "status_2_70": "OverflowError in os.WIFSIGNALED kills the zygote and every session on it",
-    "pid_list_deadline": "TypeError (unhashable) in expire/kill_worker kills the zygote and every session on it",
-    "forged_24mib_utf8": "re-encoded to 72 MiB, over the 64 MiB frame limit: the server kills the zygote",
-}
-
-
-@modes(2, "a frame the zygote cannot handle kills it and every session on it: " + "; ".join(CRASHES_NOW.values()))
-@pytest.mark.parametrize("how", list(CRASHERS))
-def test_class2_one_cell_cannot_crash_the_zygote(fragile: Target, innocents: Innocents, how: str):
-    marker = f"marker-{uuid.uuid4().hex}"
-    result = fragile.client.execute(cell(CRASHERS[how], marker), timeout_ms=1500)
-    assert result.status in ("OK", "CRASHED", "TIMEOUT"), result  # the attacker's own answer: anything honest
     verdict(fragile, innocents, marker)
 
 
@@ -496,9 +492,8 @@ def attempt(label, fn, *args):
 '''
 
 
-@modes(11, "an abstract unix socket bound by one session is reached by a call of another uid "
-           "(the zygote's network namespace in nsjail, host-wide in rlimit)")
-def test_class11_abstract_unix_sockets_do_not_connect_sessions(fragile: Target, innocents: Innocents):
+@boundary("abstract_unix_socket")
+def test_class11_abstract_unix_sockets_do_not_connect_sessions(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     with fragile.client.session() as listener:
         bound = listener.run(cell(ATTEMPT + "srv = socket.socket(socket.AF_UNIX)\n"
@@ -515,8 +510,8 @@ def test_class11_abstract_unix_sockets_do_not_connect_sessions(fragile: Target, 
     verdict(fragile, innocents, marker)
 
 
-@modes(11, "AF_VSOCK sockets can be created (no seccomp rule for the family)")
-def test_class11_only_the_socket_families_a_cell_needs(fragile: Target, innocents: Innocents):
+@boundary("vsock")
+def test_class11_only_the_socket_families_a_cell_needs(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     result = fragile.client.execute(cell(ATTEMPT + "attempt('vsock', socket.socket, socket.AF_VSOCK, "
                                          "socket.SOCK_STREAM)\nattempt('unix', socket.socket, socket.AF_UNIX)",
@@ -530,8 +525,8 @@ def test_class11_only_the_socket_families_a_cell_needs(fragile: Target, innocent
 
 # -- class 12: answers bigger than gRPC's message limit; floods; code that is not UTF-8 -------------
 
-@modes(12, "16 MiB of stdout under max_output_bytes=16 MiB: the answer exceeds gRPC's 4 MiB, RESOURCE_EXHAUSTED")
-def test_class12_the_largest_allowed_output_fits_one_answer(fragile: Target, innocents: Innocents):
+@boundary("output_16mib")
+def test_class12_the_largest_allowed_output_fits_one_answer(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     result = fragile.client.execute("import sys\nsys.stdout.write('x' * (16 << 20))", max_output_bytes=16 << 20)
     assert result.status in ("OK", "OUTPUT_LIMIT_EXCEEDED"), result.status
@@ -547,9 +542,8 @@ raise type('T' * (1 << 20), (Exception,), {})('m' * (1 << 20))
 """
 
 
-@modes(12, "1 MiB each of stdout, stderr and the exception's type, message and traceback: over gRPC's 4 MiB, "
-           "RESOURCE_EXHAUSTED, and the session is lost")
-def test_class12_every_field_full_at_once_fits_one_answer(fragile: Target, innocents: Innocents):
+@boundary("every_field_full")
+def test_class12_every_field_full_at_once_fits_one_answer(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     with fragile.client.session(max_output_bytes=1 << 20) as session:
         assert session.run("kept = 41").status == "OK"
@@ -585,9 +579,8 @@ def _under_load(target: Target, session, code: str, seconds: float) -> float:
     return p50
 
 
-@modes(12, "a cell flooding its control socket with tiny frames keeps the zygote's loop busy: other sessions' "
-           "p50 goes from milliseconds to hundreds")
-def test_class12_a_tiny_frame_flood_does_not_slow_other_sessions(fragile: Target, innocents: Innocents):
+@boundary("tiny_frame_flood")
+def test_class12_a_tiny_frame_flood_does_not_slow_other_sessions(fragile: Target, innocents: Innocents, attack: str):
     """The reference is another session burning CPU the plain way, measured in the same run: a flood of
     frames may cost the innocent no more than that does, within a generous factor (a loaded machine)."""
     marker = f"marker-{uuid.uuid4().hex}"
@@ -610,8 +603,8 @@ def _non_utf8(code: bytes) -> bytes:
     return b"\x0a" + bytes([len(code)]) + code
 
 
-@modes(12, "code that is not UTF-8 gets UNKNOWN, not INVALID_ARGUMENT")
-def test_class12_code_that_is_not_utf8_is_invalid_argument(fragile: Target, innocents: Innocents):
+@boundary("non_utf8_code")
+def test_class12_code_that_is_not_utf8_is_invalid_argument(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     with grpc.insecure_channel(fragile.server.address) as channel:
         execute = channel.unary_unary("/aimo.sandbox.v1.Sandbox/Execute")
