@@ -46,6 +46,7 @@ class Target:
     blocks: set[int] = field(default_factory=set)  # this server's uid blocks
     zygote_pids: set[int] = field(default_factory=set)  # the zygotes as started: an attack may not replace one
     contained: bool = True  # False from the start of an attack until its check_contained passes
+    old_folders: set[str] = field(default_factory=set)  # left before this attack began: not its doing
 
     @classmethod
     def start(cls, mode: str) -> Target:
@@ -150,9 +151,12 @@ class Target:
         problems = []
         inside = {p.pid for p in self.session_processes()}
         by_uid: dict[int, list[int]] = {}
-        for proc in psutil.process_iter(["pid", "uids", "cmdline", "status"]):
+        for proc in psutil.process_iter(["pid", "uids", "cmdline", "status"], ad_value=_DENIED):
             info = proc.info
-            if info["status"] == psutil.STATUS_ZOMBIE or info["uids"] is None:
+            if info["status"] == psutil.STATUS_ZOMBIE:  # dead (its command line is gone with it)
+                continue
+            if _DENIED in info.values():  # a process this check cannot see into could be anything
+                problems.append(f"process {info['pid']} cannot be inspected (access denied): {info}")
                 continue
             if marker in " ".join(info["cmdline"] or ()):
                 problems.append(f"process {info['pid']} with the attack's marker survives: {info['cmdline']}")
@@ -161,6 +165,8 @@ class Target:
                 if info["pid"] not in inside:
                     problems.append(f"process {info['pid']} of sandbox uid {uid} escaped the server's tree")
                 by_uid.setdefault(uid, []).append(info["pid"])
+        # The control session and the spares are always there: a scan that found no session uid saw nothing.
+        assert by_uid, f"no process of this server's session uids (blocks {sorted(self.blocks)}) was found"
         for uid, pids in by_uid.items():
             if len(pids) > 2:
                 problems.append(f"uid {uid} has {len(pids)} processes (a holder and a worker at most): {pids}")
@@ -256,7 +262,8 @@ class Target:
         for root in roots:
             names = os.listdir(root)
             assert os.path.basename(self.victim_dir) in names, f"{root} lacks the control session's folder"
-            problems += [f"{root}/{name} is left over by a session that ended" for name in names if name not in live]
+            problems += [f"{root}/{name} is left over by a session that ended" for name in names
+                         if name not in live and f"{root}/{name}" not in self.old_folders]
         return problems
 
     # -- the verdict ---------------------------------------------------------------------------------
@@ -299,6 +306,26 @@ class Target:
         assert not problems, "\n".join(problems)
         self.contained = True
 
+    def intact(self, settle_s: float = 2.0) -> bool:
+        """After an attack that was not contained: is this server still as started (same zygotes, control
+        session state, no leftover process, SysV object or folder), so the next attack may use it?"""
+        try:
+            if self.server.proc.poll() is not None or {z.pid for z in self.zygotes()} != self.zygote_pids:
+                return False
+            control = self.control.run("print(secret_value)")
+            if control.status != "OK" or control.stdout != f"{self.secret}\n":
+                return False
+            # Folders are not checked here: those left so far are recorded as old, and each attack is held
+            # to the ones it leaves itself (see `old_folders`).
+            deadline = time.monotonic() + settle_s
+            while self.process_problems(f"no-marker-{uuid.uuid4().hex}") or self.ipc_objects():
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.1)
+            return True
+        except Exception:  # noqa: BLE001 - anything odd about it: start a fresh one
+            return False
+
     def reap(self) -> list[str]:
         """After stopping the server: kill what its session uids left running on the host and remove
         their SysV objects (what an uncontained attack leaves; nsjail's namespaces take theirs along).
@@ -326,6 +353,9 @@ def host_shmem_bytes() -> int:
         if line.startswith("Shmem:"):
             return int(line.split()[1]) * 1024
     raise AssertionError("no Shmem line in /proc/meminfo")
+
+
+_DENIED = object()  # psutil's value for an attribute it was not allowed to read
 
 
 def _raise(error: OSError) -> None:
