@@ -38,6 +38,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cell as cellmod
 import framing
+import protocol
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 PR_SET_DUMPABLE = 4
@@ -285,7 +286,7 @@ class SessionProcess:
         fields["wall_ms"] = cellmod.elapsed_ms(start)
         fields["cpu_ms"] = (usage.ru_utime + usage.ru_stime) * 1000.0
         fields["peak_memory_bytes"] = usage.ru_maxrss * 1024
-        return {"rid": rid, "result": fields}
+        return {"rid": rid, "result": protocol.fit_budget(fields)}
 
 
 def clear_folder(path: str) -> None:
@@ -324,9 +325,14 @@ class Session:
         self.cell = cell
         self.ctl = ctl
         self.limits = limits
-        self.cell_buf = framing.FrameBuffer()
-        self.ctl_buf = framing.FrameBuffer()
+        # Bounded by what a legitimate frame can be: a result within the answer budget, a small event.
+        self.cell_buf = framing.FrameBuffer(protocol.MAX_RESULT_FRAME)
+        self.ctl_buf = framing.FrameBuffer(protocol.MAX_EVENT_FRAME)
+        self.frames = 0  # frames received since the last cell started: a flood is a violation
+        self.recent_rids: collections.deque[str] = collections.deque(maxlen=4)  # late results are no news
         self.holder: int | None = None
+        self.leader: int | None = None  # the first holder, forked by us: it called setsid(), so its pid is
+        # the process session of every process of this session (the only pid here not told by the session)
         self.worker: int | None = None
         self.pending: dict | None = None  # the run in flight: rid, deadline, started
         self.kill_next_worker = False  # a deadline passed before we learnt the worker's pid
@@ -345,7 +351,7 @@ class Zygote:
         self.cfg = cfg
         self.server_in = server_in
         self.server_out = server_out
-        self.server_buf = framing.FrameBuffer()
+        self.server_buf = framing.FrameBuffer(protocol.MAX_SERVER_FRAME)
         self.sel = selectors.DefaultSelector()
         self.sessions: dict[str, Session] = {}
         self.spares: list[Session] = []  # idle sessions, forked ahead for the next open
@@ -399,7 +405,7 @@ class Zygote:
                     os._exit(70)
         s_cell.close()
         s_ctl.close()
-        session.holder = pid
+        session.holder = session.leader = pid
         for sock, kind in ((z_cell, "cell"), (z_ctl, "ctl")):
             sock.setblocking(False)
             self.by_fd[sock.fileno()] = (session, kind)
@@ -483,24 +489,34 @@ class Zygote:
             session.kill_next_worker = True
             return
         session.killed.add(session.worker)
-        if not self._kill(session.worker, session.uid):
+        if not self._kill(session, session.worker):
             self.on_session_lost(session)  # all of it was killed: let no one else be routed to it
             return
         session.worker = None
 
-    def _kill(self, pid: int, uid: int | None = None) -> bool:
-        """SIGKILL `pid`; False if the whole session had to be killed instead."""
-        # The pid came from a session's own processes, which run untrusted code. With uids, kill it
-        # only while it runs as that session's uid; if it does not (a forged pid, or one already gone),
-        # end every process of the session instead, so that its real worker cannot run on.
-        if uid is not None and process_uid(pid) != uid:
-            self._kill_uid(uid)
+    def _kill(self, session: Session, pid: int) -> bool:
+        """SIGKILL the session's worker `pid`; False if the whole session had to be killed instead."""
+        # The pid came from a session's own processes, which run untrusted code. Kill it only while it
+        # belongs to the session (its uid; without uids, its holder's process session); if it does not
+        # (a forged pid, or one already gone), end every process of the session instead, so that its
+        # real worker cannot run on.
+        if not self._owned(session, pid):
+            self.kill_session_processes(session)
             return False
         try:
             os.kill(pid, signal.SIGKILL)
-        except (OSError, TypeError, ValueError, OverflowError):
+        except OSError:
             pass
         return True
+
+    @staticmethod
+    def _owned(session: Session, pid: int) -> bool:
+        if session.uid is not None:
+            return process_uid(pid) == session.uid
+        try:
+            return session.leader is not None and os.getsid(pid) == session.leader
+        except OSError:
+            return False
 
     def _kill_uid(self, uid: int) -> None:
         for name in os.listdir("/proc"):
@@ -517,6 +533,8 @@ class Zygote:
             self.answer(message["rid"], rejected("a cell is already running in this session"))
             return
         timeout_ms = message["timeout_ms"]
+        session.frames = 0
+        session.recent_rids.append(message["rid"])
         session.pending = {
             "rid": message["rid"],
             "started": time.monotonic(),
@@ -537,14 +555,14 @@ class Zygote:
     def answer(self, rid: str, result: dict) -> None:
         self.send({"rid": rid, "result": result})
 
-    def on_result(self, session: Session, frame: dict) -> None:
+    def on_result(self, session: Session, frame: object) -> None:
+        rid, result = protocol.check_cell_frame(frame)
         pending = session.pending
-        if pending is None or frame.get("rid") != pending["rid"]:
-            return  # late or forged: the caller already has its answer
+        if pending is None or rid != pending["rid"]:
+            if rid in session.recent_rids:
+                return  # the answer of a cell that was killed as it finished: its caller has its answer
+            raise protocol.Violation("a result for no request of this session")
         session.pending = None
-        result = frame["result"]
-        if not isinstance(result, dict) or result.get("status") not in ALL_STATUSES:
-            result = {"status": "CRASHED", "message": "the cell sent a malformed result"}
         committed = result["status"] in COMMITTING
         result["state_rolled_back"] = not committed and not (session.stateless or session.runner)
         self.answer(pending["rid"], result)
@@ -616,11 +634,15 @@ class Zygote:
         elif op == "cancel":  # the caller of a stateless call went away
             self.cancel(message["rid"])
 
-    def on_session_frame(self, session: Session, kind: str, frame: dict) -> None:
+    def on_session_frame(self, session: Session, kind: str, frame: object) -> None:
+        session.frames += 1
+        if session.frames > protocol.MAX_FRAMES_PER_CELL:
+            raise protocol.Violation(f"more than {protocol.MAX_FRAMES_PER_CELL} frames for one cell")
         if kind == "cell":
             self.on_result(session, frame)
             return
-        event = frame.get("event")
+        frame = protocol.check_event(frame)
+        event = frame["event"]
         if event == "worker":
             session.worker = frame["pid"]
             session.holder = frame["holder"]
@@ -637,7 +659,7 @@ class Zygote:
             self.start_failures += 1
             if not getattr(session, "failure_logged", False):  # a cell can write this frame too: log it once
                 session.failure_logged = True
-                error = str(frame.get("error"))[:500]
+                error = frame["error"][:500]
                 self.send({"event": "log", "message": f"session {session.sid} failed: {error}"})
 
     def read_session(self, fd: int) -> None:
@@ -645,7 +667,7 @@ class Zygote:
         sock = session.cell if kind == "cell" else session.ctl
         buf = session.cell_buf if kind == "cell" else session.ctl_buf
         try:
-            data = sock.recv(1 << 20)
+            data = sock.recv(1 << 20 if kind == "cell" else 4 * protocol.MAX_EVENT_FRAME)
         except BlockingIOError:
             return
         except OSError:
@@ -653,28 +675,44 @@ class Zygote:
         if not data:  # the session's processes are all gone
             self.on_session_lost(session)
             return
+        # The worker runs the cell's code, which can write anything to these sockets: whatever it sends
+        # (too long, undecodable, off the schema, out of turn, too many) ends that session alone, never
+        # the zygote and its other sessions. Nothing raised while handling a session escapes this loop.
         try:
-            frames = buf.feed(data)
-        except framing.FrameError:
-            self.on_session_lost(session)
-            return
-        for frame in frames:
-            if session.closed:
-                return
-            try:
+            for frame in buf.feed(data):
+                if session.closed:
+                    return
                 self.on_session_frame(session, kind, frame)
-            except (KeyError, TypeError, ValueError, AttributeError):
-                # The worker runs the cell's code, which can write any frame to these sockets: one
-                # malformed frame loses that session only, never the zygote and its other sessions.
-                self.on_session_lost(session)
-                return
+        except protocol.Violation as exc:
+            self.on_violation(session, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug here must still cost one session, not all of them
+            self.on_violation(session, f"internal error {type(exc).__name__}")
 
-    def on_session_lost(self, session: Session) -> None:
+    def on_violation(self, session: Session, reason: str) -> None:
+        """A session broke the protocol: kill every process of it, answer its caller, forget it."""
+        if session.closed:
+            return
+        self.kill_session_processes(session)
+        self.on_session_lost(session, f"the session broke the sandbox protocol ({reason[:200]}) and was ended")
+
+    def kill_session_processes(self, session: Session) -> None:
+        """SIGKILL everything of the session from here, whatever its holder does (stopped, dead, lying)."""
+        if session.uid is not None:
+            self._kill_uid(session.uid)
+            return
+        for pid in (session.worker, session.holder):  # no uid of its own: its process groups
+            if pid is not None and self._owned(session, pid):
+                for kill in (os.killpg, os.kill):
+                    try:
+                        kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+
+    def on_session_lost(self, session: Session, reason: str = "the session's processes died") -> None:
         pending = session.pending
         session.pending = None
         if pending is not None:
-            self.answer(pending["rid"], {"status": "CRASHED", "message": "the session's processes died",
-                                         "state_rolled_back": True})
+            self.answer(pending["rid"], {"status": "CRASHED", "message": reason, "state_rolled_back": True})
         for pool in (self.spares, self.runners):
             if session in pool:
                 pool.remove(session)
@@ -712,7 +750,6 @@ class Zygote:
 
 
 RUN_FIELDS = ("rid", "code", "display", "max_output_bytes", "cell_index")
-ALL_STATUSES = ("OK", "ERROR", "TIMEOUT", "MEMORY_EXCEEDED", "OUTPUT_LIMIT_EXCEEDED", "CRASHED", "REJECTED")
 
 
 def rejected(reason: str) -> dict:
@@ -766,8 +803,8 @@ def main() -> None:
     os.set_inheritable(server_in, False)
     os.set_inheritable(server_out, False)
     cfg = framing.read_frame(server_in)
-    if cfg is None:
-        return
+    if not isinstance(cfg, dict) or cfg.get("version") != protocol.VERSION:
+        return  # not our server, or another version of it: the server sees us exit before the hello
     prctl(PR_SET_DUMPABLE, 0)
     prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphaned holders come back to us to be reaped
     versions = warm_up(cfg["preload"])
@@ -777,6 +814,7 @@ def main() -> None:
             "event": "ready",
             "pid": os.getpid(),
             "privileged": zygote.privileged,
+            "version": protocol.VERSION,
             "python": sys.version.split()[0],
             "versions": versions,
         }
