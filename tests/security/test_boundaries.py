@@ -9,9 +9,13 @@ their own output, sessions opened before the attack keep their state), nothing o
 checked from the host), and the zygote and the server are unharmed (the same zygote pid, health
 SERVING, the control session answering).
 
-An attack the current design does not contain is marked `xfail(strict=True)` with what happens now:
-the suite stays green, and whoever fixes one sees it XPASS (a failure) and removes the marker. The
-assertions are the containment checks themselves, never loosened to pass.
+Each attack is declared in `attacks.BOUNDARIES` (its class, what it does, the modes where it is not
+contained yet and what happens there; SECURITY.md's table is rendered from it). In those modes its test
+is a strict xfail: the suite stays green, and whoever contains one sees it XPASS (a failure) and removes
+the mode from `gaps`. The assertions are the containment checks themselves, never loosened to pass.
+Some attacks start by checking that they ran as written against this design (the cell found its
+sockets, its daemon was planted): a redesign that moves those internals makes them fail loudly, to be
+rewritten against the new internals, never to pass without attacking.
 """
 
 from __future__ import annotations
@@ -182,7 +186,7 @@ print('planted')
 def test_class1_a_stateless_cell_cannot_answer_later_calls(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     result = fragile.client.execute(cell(HIJACK, marker))
-    assert result.status == "OK" and result.stdout == "planted\n", result
+    assert result.status == "OK" and result.stdout == "planted\n", f"the attack did not run as written: {result}"
     time.sleep(1)
     verdict(fragile, innocents, marker, calls=20, parallel=2)
 
@@ -213,7 +217,7 @@ CRASHERS = {
 def test_class2_one_cell_cannot_crash_the_zygote(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     result = fragile.client.execute(cell(CRASHERS[attack], marker), timeout_ms=1500)
-    assert result.status in ("OK", "CRASHED", "TIMEOUT"), result  # the attacker's own answer: anything honest
+    assert result.status, result  # the attacker's own answer: any status (but an answer, not an RPC error)
     verdict(fragile, innocents, marker)
 
 
@@ -237,7 +241,7 @@ def test_class3_a_stopped_holder_does_not_break_later_calls(fragile: Target, inn
     resume = attack == "stopped_holder_resumed"
     marker = f"marker-{uuid.uuid4().hex}"
     result = fragile.client.execute(cell(STOP_HOLDER.replace("RESUME", str(resume)), marker))
-    assert result.status == "OK" and result.stdout == "stopped\n", result
+    assert result.status == "OK" and result.stdout == "stopped\n", f"the attack did not run as written: {result}"
     # Calls while it is stopped (two at a time, so that some are routed to the stopped runner) queue
     # frames on its socket; then, resumed or not, every later call must be answered right.
     try:
@@ -280,7 +284,7 @@ def test_class4_a_later_fork_holds_no_earlier_session_code(fragile: Target, inno
     assert victim.status == "OK", victim
     # Non-default limits: a session forked from the zygote now, after the victim's code went through it.
     result = fragile.client.execute(cell(SCAN_MEMORY, marker), memory_bytes=3 << 30, timeout_ms=30_000)
-    assert result.status == "OK" and result.stdout.startswith("found: "), result
+    assert result.status == "OK" and result.stdout.startswith("found: "), f"the scan did not run: {result}"
     assert secret not in result.stdout, f"another session's code was in this fork's memory: {result.stdout[:300]}"
     verdict(fragile, innocents, marker)
 
@@ -328,8 +332,8 @@ def test_class5_sysv_shared_memory_is_scoped_to_its_call(fragile: Target, innoce
     key, secret, size, segments, limit = int(uuid.uuid4().hex[:7], 16), uuid.uuid4().hex[:6], 160 << 20, 3, 384 << 20
     before = host_shmem_bytes()
     plant = SHM_PLANT.replace("KEY", str(key)).replace("SECRET", secret).replace("SEGMENTS", str(segments))
-    result = fragile.client.execute(cell(plant.replace("SIZE", str(size)), marker), memory_bytes=limit)
-    assert result.status == "OK" and result.stdout == "planted\n", result
+    # Its own answer may be anything (a design that counts shared memory stops it): the checks below decide.
+    fragile.client.execute(cell(plant.replace("SIZE", str(size)), marker), memory_bytes=limit)
     with innocents.client.session() as other:  # another uid, later
         read = other.run(cell(SHM_READ.replace("KEY", str(key)), marker))
     assert read.status == "OK", read
@@ -347,8 +351,7 @@ ORPHAN = "spawn_sleeper()\nos.kill(os.getppid(), signal.SIGKILL)  # the holder: 
 @boundary("orphan_after_stateless_call")
 def test_class6_nothing_outlives_a_stateless_call(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
-    result = fragile.client.execute(cell(ORPHAN + "print('left')", marker), memory_bytes=1 << 30)
-    assert result.status == "OK", result
+    fragile.client.execute(cell(ORPHAN + "print('left')", marker), memory_bytes=1 << 30)  # its answer: anything
     verdict(fragile, innocents, marker)
 
 
@@ -356,16 +359,14 @@ def test_class6_nothing_outlives_a_stateless_call(fragile: Target, innocents: In
 def test_class6_nothing_outlives_a_timed_out_closed_session(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
     with fragile.client.session() as session:
-        result = session.run(cell(ORPHAN + "time.sleep(60)", marker), timeout_ms=1000)
-        assert result.status == "TIMEOUT", result
+        session.run(cell(ORPHAN + "time.sleep(60)", marker), timeout_ms=1000)  # its answer: anything
     verdict(fragile, innocents, marker)
 
 
 @boundary("orphan_after_server")
 def test_class6_nothing_outlives_the_server(fragile: Target, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
-    result = fragile.client.execute(cell(ORPHAN + "print('left')", marker), memory_bytes=1 << 30)
-    assert result.status == "OK", result
+    fragile.client.execute(cell(ORPHAN + "print('left')", marker), memory_bytes=1 << 30)  # its answer: anything
     fragile.server.proc.send_signal(signal.SIGTERM)
     assert fragile.server.proc.wait(30) == 0
     deadline = time.monotonic() + SETTLE_S
@@ -468,9 +469,9 @@ def test_class9_nothing_computes_after_the_answer(fragile: Target, innocents: In
 @boundary("planted_runner_folder")
 def test_class10_a_runner_folder_cannot_be_planted(fragile: Target, innocents: Innocents, attack: str):
     marker = f"marker-{uuid.uuid4().hex}"
-    opened = fragile.client.execute("import os\nos.chmod('.', 0o777)\nprint(os.getcwd())")
-    assert opened.status == "OK", opened
-    folder = opened.stdout.strip()
+    opened = fragile.client.execute("import os\nprint(os.getcwd(), flush=True)\nos.chmod('.', 0o777)")
+    folder = opened.stdout.strip()  # the chmod may be refused (ERROR): the planting is tried all the same
+    assert folder.startswith("/"), f"the attack did not run as written: {opened}"
     with fragile.client.session() as planter:
         plant = planter.run(cell(f"d = '{folder}/plant-MARKER'\nos.mkdir(d)\n"
                                  "open(d + '/note', 'w').write('planted')\nos.chmod(d, 0o1755)\nprint('planted')",
@@ -503,7 +504,7 @@ def test_class11_abstract_unix_sockets_do_not_connect_sessions(fragile: Target, 
     with fragile.client.session() as listener:
         bound = listener.run(cell(ATTEMPT + "srv = socket.socket(socket.AF_UNIX)\n"
                                   "attempt('bind', srv.bind, '\\0aimo-MARKER')\nsrv.listen(4)", marker))
-        assert bound.stdout == "bind: ok\n", bound  # binding in its own namespace is fine
+        assert bound.stdout.startswith("bind: "), f"the attack did not run as written: {bound}"
         caller = fragile.client.execute(cell(ATTEMPT + "c = socket.socket(socket.AF_UNIX)\nc.settimeout(2)\n"
                                              "attempt('connect', c.connect, '\\0aimo-MARKER')", marker))
         other = innocents.sessions[0][0].run(cell(ATTEMPT + "c = socket.socket(socket.AF_UNIX)\n"
@@ -570,8 +571,9 @@ def _p50_latency(session, seconds: float) -> float:
     return statistics.median(times)
 
 
-def _under_load(target: Target, session, code: str, seconds: float) -> float:
-    """p50 of an innocent session's print(1) while another session runs `code` for `seconds`."""
+def _under_load(target: Target, session, code: str, seconds: float) -> tuple[float, object]:
+    """p50 of an innocent session's print(1) while another session runs `code` for `seconds`, and the
+    other session's own answer."""
     box = {}
     with target.client.session() as hog:
         timeout_ms = int(seconds * 1000) + 5000
@@ -580,8 +582,7 @@ def _under_load(target: Target, session, code: str, seconds: float) -> float:
         time.sleep(0.3)
         p50 = _p50_latency(session, seconds - 0.6)
         thread.join()
-    assert box["r"].status == "OK", box["r"]
-    return p50
+    return p50, box.get("r")
 
 
 @boundary("tiny_frame_flood")
@@ -594,8 +595,9 @@ def test_class12_a_tiny_frame_flood_does_not_slow_other_sessions(fragile: Target
     flood = (f"sp = session_process()\nnoise = b'\\x00\\x00\\x00\\x02{{}}' * 1024\n"
              f"end = time.time() + {seconds}\nwhile time.time() < end:\n    os.write(sp.ctl_fd, noise)")
     session = innocents.sessions[1][0]
-    spinning = _under_load(fragile, session, cell(spin, marker), seconds)
-    flooding = _under_load(fragile, session, cell(flood, marker), seconds)
+    spinning, reference = _under_load(fragile, session, cell(spin, marker), seconds)
+    assert reference.status == "OK", f"the reference CPU hog: {reference}"
+    flooding, _ = _under_load(fragile, session, cell(flood, marker), seconds)  # the flooder's answer: anything
     assert flooding <= 3 * spinning + 0.02, f"p50 {flooding * 1000:.1f} ms under the flood, {spinning * 1000:.1f} ms " \
                                             "beside a plain CPU hog"
     verdict(fragile, innocents, marker)
