@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import socket
 import sys
 import time
 from dataclasses import asdict
@@ -74,11 +76,15 @@ class SandboxServicer(pb_grpc.SandboxServicer):
         self.pool = pool
         self.defaults = pool.settings.default_limits
         self.maxima = pool.settings.max_limits
+        # Sent as response headers when a call is taken: which process answered (host/pid:port), and
+        # (gRFC A6) the point after which a client's retry policy no longer retries the call elsewhere.
+        self.replica: tuple[tuple[str, str], ...] = (("sandbox-replica", f"{socket.gethostname()}/{os.getpid()}"),)
 
     async def Execute(self, request: pb.ExecuteRequest, context: grpc.aio.ServicerContext) -> pb.ExecuteResult:
         started = time.perf_counter()
         if isinstance(request, Undecodable):
             await _abort(context, grpc.StatusCode.INVALID_ARGUMENT, UNDECODABLE)
+        await context.send_initial_metadata(self.replica)
         try:
             check_code(request.code)
             limits = resolve(requested_limits(request.limits), self.defaults, self.maxima)
@@ -90,6 +96,7 @@ class SandboxServicer(pb_grpc.SandboxServicer):
 
     async def Session(self, requests, context: grpc.aio.ServicerContext):
         session = None
+        await context.send_initial_metadata(self.replica)
         try:
             async for request in requests:
                 if isinstance(request, Undecodable):
@@ -178,10 +185,16 @@ async def _abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, messa
 class SandboxServer:
     """The pool plus a gRPC server on `address`; `start()`, then `stop()` (or SIGTERM via `serve()`)."""
 
-    def __init__(self, settings: PoolSettings, address: str, grace_s: float = 10.0) -> None:
+    def __init__(self, settings: PoolSettings, address: str, grace_s: float = 10.0, *,
+                 reuse_port: bool = False, serving: bool = True) -> None:
+        """`reuse_port`: share the port with sibling worker processes (SO_REUSEPORT; off, a second server
+        on a taken port fails to bind instead of quietly sharing it). `serving`: announce SERVING once
+        started; a supervised worker waits for its parent's word instead (`set_serving`)."""
         self.pool = Pool(settings)
         self.address = address
         self.grace_s = grace_s
+        self.reuse_port = reuse_port
+        self.serving = serving
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -189,19 +202,26 @@ class SandboxServer:
     async def start(self) -> None:
         await self.pool.start()
         self.server = grpc.aio.server(
-            options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE)]
+            options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE),
+                     ("grpc.so_reuseport", int(self.reuse_port))]
         )
-        add_servicer(SandboxServicer(self.pool), self.server)
+        servicer = SandboxServicer(self.pool)
+        add_servicer(servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
         self.port = self.server.add_insecure_port(self.address)
         if self.port == 0:
             raise OSError(f"could not bind {self.address}")
+        servicer.replica = (("sandbox-replica", f"{socket.gethostname()}/{os.getpid()}:{self.port}"),)
         await self.server.start()
-        for name in ("", SERVICE):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        metrics.ZYGOTES_READY.set_function(lambda: len(self.pool.ready))
+        await self.set_serving(self.serving)
+        metrics.track_zygotes_ready(lambda: len(self.pool.ready))
         log.info("serving on %s (port %d), isolation %s", self.address, self.port, self.pool.isolation)
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE):
+            await self.health.set(name, status)
 
     async def stop(self) -> None:
         """Refuse new calls, let the ones in flight finish within the grace period, then stop the pool."""

@@ -8,6 +8,8 @@ from dataclasses import fields
 
 import pytest
 
+from inference.assembly import Settings, load_settings
+
 from .conftest import ROOT
 
 SOLVERS = ("solver", "solver-cpu")
@@ -41,7 +43,7 @@ def test_solver_command_uses_only_options_the_cli_has(compose, service):
     argv = compose["services"][service]["command"]
     assert argv[0] == "eval"
     params = eval_params()
-    settings = {f.name for f in fields(__import__("inference.cli", fromlist=["Settings"]).Settings)}
+    settings = {f.name for f in fields(Settings)}
     used = options(argv)
     assert used, "the solver's command names no option"
     for name in used:
@@ -57,8 +59,6 @@ def test_solver_command_uses_only_options_the_cli_has(compose, service):
 
 
 def test_solver_config_file_is_valid_settings():
-    from inference.cli import Settings, load_settings
-
     path = ROOT / "docker" / "solver.toml"
     keys = set(tomllib.loads(path.read_text()))
     assert keys <= {f.name for f in fields(Settings)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+from dataclasses import replace
 
 import pytest
 
@@ -14,7 +15,7 @@ SETTINGS = di.DockerSettings(image="aimo-sandbox:test", mem_limit="2g", pids_lim
 
 
 def opts(**changes) -> dict:
-    settings = di.DockerSettings(**{**SETTINGS.__dict__, **changes})
+    settings = replace(SETTINGS, **changes)
     return di.container_options("aimo-zygote-0-abc", settings, tmpfs_mb=128, uid_base=200_001)
 
 

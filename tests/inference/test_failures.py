@@ -32,10 +32,36 @@ async def with_local(scripts, samples=1, **sampling):
 
 
 def test_a_code_block_that_never_closes_ends_the_sample_without_running():
-    result, _ = asyncio.run(with_local([["```python\nprint(1)\nwhile True:\n    x = 1\n" * 3]], max_tokens=60))
+    result, engine = asyncio.run(with_local([["```python\nprint(1)\nwhile True:\n    x = 1\n" * 10]],
+                                            max_tokens=60))
     sample = result.samples[0]
-    assert sample.finish == "no_answer" and sample.tool_calls == 0
+    # The engine stops it at max_tokens, as vLLM does ("length"), and the open block never runs.
+    assert sample.finish == "length" and sample.tool_calls == 0
+    assert [t.finish_reason for t in sample.turns] == ["length"] and sample.turns[0].generated_tokens == 60
+    assert engine.requests[0].max_tokens == 60
     assert not result.answered and result.answer == 0
+
+
+def test_the_replay_engine_cuts_as_vllm_does():
+    """The stand-in's own contract: max_tokens gives "length"; a stop string on the last allowed token is
+    still "stop" (vLLM checks stops first); the script's end is an end of sequence ("stop", no reason)."""
+    from inference.engine import GenerationRequest
+
+    tok = HarmonyTokenizer()
+    text = "one two three four five six"
+    engine = ReplayEngine(tok, [[text]], max_model_len=4096)
+    n = len(tok.encode(text))
+
+    def cut(max_tokens: int, stop: tuple[str, ...] = ()):
+        gen = asyncio.run(engine.generate(GenerationRequest("p-s0-t0", [1, 2], max_tokens, stop=stop)))
+        return gen.text, gen.finish_reason, gen.stop_reason, len(gen.token_ids)
+
+    assert cut(3) == ("one two three", "length", None, 3)
+    assert cut(3, stop=(" three",)) == ("one two three", "stop", " three", 3)
+    assert cut(n) == (text, "length", None, n)
+    assert cut(n + 1) == (text, "stop", None, n)
+    assert ReplayEngine(tok, [[text]], max_model_len=4)._cut(tok.encode(text), GenerationRequest(
+        "p-s0-t0", [1, 2], 100))[2] == "length"  # the model's length: 2 prompt + 2 generated
 
 
 def test_invalid_syntax_is_shown_to_the_model_which_goes_on():

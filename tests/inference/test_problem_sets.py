@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inference.problems import ProblemSetError, read_problems, synthetic_problems
+from inference.problems import ProblemSetError, problem_source, read_problems, synthetic_problems
 
 
 def write(tmp_path, content: bytes | str, name: str = "set.csv"):
@@ -63,3 +63,15 @@ def test_synthetic_problems_are_fresh_and_deterministic():
     first = synthetic_problems(5, seed=11)
     assert first == synthetic_problems(5, seed=11) and first != synthetic_problems(5, seed=12)
     assert all(0 <= p.answer <= 99999 for p in first)
+
+
+def test_the_tiny_models_problems_come_through_the_plugin_point():
+    from tiny_tir.problem_set import fresh_problems
+
+    assert problem_source("tiny-tir") is fresh_problems  # registered by pyproject.toml's entry points
+    assert synthetic_problems(3, seed=7) == fresh_problems(3, 7)
+
+
+def test_an_unknown_problem_source_says_which_are_installed():
+    with pytest.raises(ProblemSetError, match=r"no problem source 'olympiad' is installed \(installed: .*tiny-tir"):
+        synthetic_problems(1, source="olympiad")
