@@ -185,8 +185,7 @@ def test_a_replica_short_of_a_worker_gets_no_calls_until_it_is_whole_again():
     import asyncio
 
     from sandbox_service.client import AsyncSandboxClient
-
-    from .test_replicas import execute
+    from tests.scale.conftest import execute
 
     short, whole = start_replicas(1, "--pool-size", "1", "--workers", "2") + start_replicas(1, "--pool-size", "1")
     try:
