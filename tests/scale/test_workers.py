@@ -20,8 +20,7 @@ from aimo.sandbox.v1 import sandbox_pb2 as pb
 from aimo.sandbox.v1 import sandbox_pb2_grpc as pb_grpc
 from sandbox_service.spawn import ROOT, free_port, server_python
 from sandbox_service.workers import resolve_workers
-
-from .conftest import start_replicas, stop_all
+from tests.scale.conftest import start_replicas, stop_all
 
 pytestmark = pytest.mark.nsjail
 SERVING = health_pb2.HealthCheckResponse.SERVING

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from .attacks import ATTACKS, BOUNDARIES, render_table
+from tests.security.attacks import ATTACKS, BOUNDARIES, render_table
 
 SECURITY_MD = Path(__file__).resolve().parents[2] / "SECURITY.md"
 BOUNDARY_TESTS = Path(__file__).with_name("test_boundaries.py")
