@@ -3,7 +3,8 @@
 - no import cycle between top-level packages (the product's, and its clients: tiny_tir, bench, tests);
 - no product module imports a command line (`inference.cli`, a `__main__`): they are the outermost layer;
 - no bench or test reaches into a private name of the product (`_name`, a `_module`, `module._name`);
-- no test module (`test_*.py`) imports another one: what tests share lives in a helper module or a fixture.
+- no test module (`test_*.py`) imports another one: what tests share lives in a helper module or a fixture;
+- tests import one way: absolutely (`from tests.inference.conftest import MODEL`), never `from .conftest`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class Import:
     target: str  # the imported module, dotted (absolute)
     names: tuple[str, ...]  # the names taken from it (`from target import a, b`); () for `import target`
     line: int
+    relative: bool = False  # written `from .x import ...`
 
     def __str__(self) -> str:
         taken = f" ({', '.join(self.names)})" if self.names else ""
@@ -68,7 +70,7 @@ def imports_of(source: str, module: str, is_package: bool = False) -> Iterator[I
                     bound[alias.asname or top] = alias.name if alias.asname else top
         elif isinstance(node, ast.ImportFrom):
             target = _absolute(module, is_package, node.level, node.module)
-            yield Import(module, target, tuple(a.name for a in node.names), node.lineno)
+            yield Import(module, target, tuple(a.name for a in node.names), node.lineno, node.level > 0)
             if target.split(".")[0] in FIRST_PARTY:
                 for alias in node.names:  # `from inference import cli` binds a module too
                     bound[alias.asname or alias.name] = f"{target}.{alias.name}"
@@ -142,6 +144,10 @@ def imports_between_tests(found: list[Import]) -> list[Import]:
             and (_is_test_module(i.target) or any(_is_test_module(f"{i.target}.{n}") for n in i.names))]
 
 
+def relative_imports_in_tests(found: list[Import]) -> list[Import]:
+    return [i for i in found if _top(i.module) == "tests" and i.relative]
+
+
 FOUND = all_imports()
 
 
@@ -165,3 +171,7 @@ def test_benches_and_tests_import_no_private_name_of_the_product():
 
 def test_no_test_module_imports_another():
     assert [str(i) for i in imports_between_tests(FOUND)] == []
+
+
+def test_tests_import_one_way_absolutely():
+    assert [str(i) for i in relative_imports_in_tests(FOUND)] == []

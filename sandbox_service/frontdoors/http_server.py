@@ -54,7 +54,7 @@ class RunCodeRequest(BaseModel):
     memory_limit_MB: int | None = None  # the wire's spelling
 
 
-def _return_code(result: ExecResult) -> int | None:
+def script_return_code(result: ExecResult) -> int | None:
     """What `python script.py` would have exited with."""
     if result.status == "OK":
         return 0
@@ -90,7 +90,7 @@ def run_code_response(result: ExecResult) -> dict[str, Any]:
         "message": result.message,
         "compile_result": None,
         "run_result": {"status": run_status, "execution_time": result.wall_ms / 1000,
-                       "cpu_time": result.cpu_ms / 1000, "return_code": _return_code(result),
+                       "cpu_time": result.cpu_ms / 1000, "return_code": script_return_code(result),
                        "stdout": result.stdout, "stderr": _stderr_with_error(result)},
         "executor_pod_name": None,
         "files": {},

@@ -8,7 +8,7 @@ import re
 
 from docker.utils.build import exclude_paths
 
-from .conftest import ROOT
+from tests.docker.conftest import ROOT
 
 
 def copied_sources() -> list[str]:

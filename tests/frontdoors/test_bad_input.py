@@ -14,8 +14,7 @@ import pytest
 
 from sandbox_service.frontdoors.spawn import FrontDoorProcess
 from sandbox_service.limits import MAX_CODE_BYTES
-
-from .conftest import mcp_client, sandbox_metric, wait_for_metric
+from tests.frontdoors.conftest import mcp_client, sandbox_metric, wait_for_metric
 
 pytestmark = pytest.mark.nsjail
 

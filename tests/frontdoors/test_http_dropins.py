@@ -14,7 +14,7 @@ import httpx
 import pytest
 import requests
 
-from .conftest import wait_for_metric
+from tests.frontdoors.conftest import wait_for_metric
 
 pytestmark = pytest.mark.nsjail
 

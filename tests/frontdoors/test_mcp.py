@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from .conftest import MCP_TRANSPORTS, mcp_client, wait_for_metric
+from tests.frontdoors.conftest import MCP_TRANSPORTS, mcp_client, wait_for_metric
 
 pytestmark = pytest.mark.nsjail
 

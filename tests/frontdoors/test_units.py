@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sandbox_service.frontdoors.backend import capped
-from sandbox_service.frontdoors.http_server import _return_code, run_code_response, with_stdin
+from sandbox_service.frontdoors.http_server import run_code_response, script_return_code, with_stdin
 from sandbox_service.frontdoors.notebook import NO_OUTPUT, notebook_text
 from sandbox_service.limits import MAX_LIMITS
 from sandbox_service.result import ExecResult
@@ -29,11 +29,11 @@ def test_notebook_text_orders_output_value_error_and_notes():
 
 
 def test_run_code_return_codes_as_a_script_would_exit():
-    assert _return_code(ExecResult(status="OK")) == 0
-    assert _return_code(ExecResult(status="ERROR")) == 1
-    assert _return_code(ExecResult(status="TIMEOUT")) is None
-    assert _return_code(ExecResult(status="CRASHED", message="the interpreter exited (exit code 7)")) == 7
-    assert _return_code(ExecResult(status="CRASHED", message="killed by SIGSEGV")) == -11
+    assert script_return_code(ExecResult(status="OK")) == 0
+    assert script_return_code(ExecResult(status="ERROR")) == 1
+    assert script_return_code(ExecResult(status="TIMEOUT")) is None
+    assert script_return_code(ExecResult(status="CRASHED", message="the interpreter exited (exit code 7)")) == 7
+    assert script_return_code(ExecResult(status="CRASHED", message="killed by SIGSEGV")) == -11
     body = run_code_response(ExecResult(status="TIMEOUT", wall_ms=1500.0))
     assert body["status"] == "Failed" and body["run_result"]["status"] == "TimeLimitExceeded"
     assert body["run_result"]["execution_time"] == 1.5

@@ -10,7 +10,7 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from .conftest import wait_for_metric
+from tests.frontdoors.conftest import wait_for_metric
 
 pytestmark = pytest.mark.nsjail
 

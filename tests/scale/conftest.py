@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
+import urllib.request
 
+import grpc
 import pytest
 
+from aimo.sandbox.v1 import sandbox_pb2 as pb
+from sandbox_service.client import AsyncSandboxClient
 from sandbox_service.spawn import ServerProcess
 from tests.conftest import nsjail_required
 
@@ -46,3 +50,23 @@ def three_replicas():
         yield servers
     finally:
         stop_all(servers)
+
+
+def calls_answered(server) -> float:
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        text = reply.read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith('sandbox_calls_total{method="Execute"'))
+
+
+async def execute(client: AsyncSandboxClient, code: str) -> tuple[str, str]:
+    """(status code name, replica that took the call or "" if none did), through the client's own channel."""
+    call = client.stub.Execute(pb.ExecuteRequest(code=code), timeout=20)
+    try:
+        await call
+        code_name = "OK"
+    except grpc.aio.AioRpcError as exc:
+        code_name = exc.code().name
+    metadata = await call.initial_metadata()
+    return code_name, dict(metadata or ()).get("sandbox-replica", "")

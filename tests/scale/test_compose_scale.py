@@ -13,10 +13,8 @@ import yaml
 from sandbox_service import SandboxClient
 from sandbox_service.targets import normalize_target
 from sandbox_service.workers import resolve_workers
-
-from .conftest import stop_all, wait_or_skip
-from .dns_double import DnsDouble
-from .test_replicas import calls_answered
+from tests.scale.conftest import calls_answered, stop_all, wait_or_skip
+from tests.scale.dns_double import DnsDouble
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())

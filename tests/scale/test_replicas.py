@@ -13,28 +13,18 @@ import urllib.request
 import grpc
 import pytest
 
-from aimo.sandbox.v1 import sandbox_pb2 as pb
 from inference.sample import ToolSession
 from sandbox_service import SandboxClient
 from sandbox_service.client import AsyncSandboxClient
 from sandbox_service.pool import PoolSettings
 from sandbox_service.server import SandboxServer
-
-from .conftest import sigkill, start_replicas, stop_all
+from tests.scale.conftest import calls_answered, execute, sigkill, start_replicas, stop_all
 
 pytestmark = pytest.mark.nsjail
 
 
 def replica_name(server) -> str:
     return f"{socket.gethostname()}/{server.proc.pid}:{server.port}"
-
-
-def calls_answered(server) -> float:
-    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as reply:
-        text = reply.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith('sandbox_calls_total{method="Execute"'))
 
 
 def test_round_robin_spreads_calls_over_every_replica(three_replicas):
@@ -44,18 +34,6 @@ def test_round_robin_spreads_calls_over_every_replica(three_replicas):
             assert client.execute("6 * 7").display == "42"
     taken = [calls_answered(s) - b for s, b in zip(three_replicas, before, strict=True)]
     assert sum(taken) == 30 and min(taken) >= 3, taken
-
-
-async def execute(client: AsyncSandboxClient, code: str) -> tuple[str, str]:
-    """(status code name, replica that took the call or "" if none did), through the client's own channel."""
-    call = client.stub.Execute(pb.ExecuteRequest(code=code), timeout=20)
-    try:
-        await call
-        code_name = "OK"
-    except grpc.aio.AioRpcError as exc:
-        code_name = exc.code().name
-    metadata = await call.initial_metadata()
-    return code_name, dict(metadata or ()).get("sandbox-replica", "")
 
 
 def cells_running(server) -> float:

@@ -13,8 +13,7 @@ from sandbox_service import SandboxError
 from sandbox_service.client import AsyncSandboxClient
 from sandbox_service.spawn import free_port
 from sandbox_service.targets import channel_options, normalize_target
-
-from .conftest import start_replicas, stop_all
+from tests.scale.conftest import start_replicas, stop_all
 
 
 @pytest.mark.parametrize(("given", "target"), [

@@ -20,8 +20,7 @@ from aimo.sandbox.v1 import sandbox_pb2 as pb
 from aimo.sandbox.v1 import sandbox_pb2_grpc as pb_grpc
 from sandbox_service.spawn import ROOT, free_port, server_python
 from sandbox_service.workers import resolve_workers
-
-from .conftest import start_replicas, stop_all
+from tests.scale.conftest import start_replicas, stop_all
 
 pytestmark = pytest.mark.nsjail
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -185,8 +184,7 @@ def test_a_replica_short_of_a_worker_gets_no_calls_until_it_is_whole_again():
     import asyncio
 
     from sandbox_service.client import AsyncSandboxClient
-
-    from .test_replicas import execute
+    from tests.scale.conftest import execute
 
     short, whole = start_replicas(1, "--pool-size", "1", "--workers", "2") + start_replicas(1, "--pool-size", "1")
     try:

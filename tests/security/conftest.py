@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import nsjail_required
-
-from .harness import Target
+from tests.security.harness import Target
 
 MODES = ("nsjail", "rlimit")
 

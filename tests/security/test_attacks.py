@@ -14,8 +14,8 @@ import uuid
 
 import pytest
 
-from .attacks import ATTACKS, PROLOGUE, Attack
-from .harness import Target, fill
+from tests.security.attacks import ATTACKS, PROLOGUE, Attack
+from tests.security.harness import Target, fill
 
 ANSWER_CAP = (64 << 10) * 2 + 4096  # default max_output_bytes, head and tail, plus a marker
 

@@ -32,9 +32,8 @@ import psutil
 import pytest
 
 from sandbox_service import SandboxClient, SandboxError
-
-from .attacks import BOUNDARIES
-from .harness import SETTLE_S, Target, host_shmem_bytes
+from tests.security.attacks import BOUNDARIES
+from tests.security.harness import SETTLE_S, Target, host_shmem_bytes
 
 MODES = ("nsjail", "rlimit")
 BY_NAME = {b.name: b for b in BOUNDARIES}

@@ -13,8 +13,7 @@ import pytest
 from sandbox_service import SandboxClient, SandboxError
 from sandbox_service.spawn import ServerProcess
 from tests.conftest import nsjail_required
-
-from .harness import _children
+from tests.security.harness import _children
 
 
 def start(*args: str) -> ServerProcess:
