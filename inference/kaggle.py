@@ -77,7 +77,7 @@ class KagglePredictor:
     """The solver behind `predict`, built on the first problem; `configure` it before serving."""
 
     def __init__(self, settings: Settings | None = None, budget: BudgetConfig | None = None, **overrides) -> None:
-        self._made = time.monotonic()
+        self.made_at = time.monotonic()  # the budget's clock starts here
         self._thread: LoopThread | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._solver = None
@@ -98,11 +98,16 @@ class KagglePredictor:
         self.settings = replace(settings or self.settings, **overrides)
         config = budget or replace(self.budget.config, max_samples=self.settings.samples)
         self.budget = TimeBudget(config)
-        self.budget.deadline = self._made + config.total_s
+        self.budget.deadline = self.made_at + config.total_s
         self._load_error = None
         if problem := _model_problem(self.settings.model):
             log.error("%s: every problem will be answered %d", problem, FALLBACK_ANSWER)
         return self
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model and sandbox are up (after the first problem that needed them)."""
+        return self._solver is not None
 
     async def _ensure_solver(self):
         if self._solver is None:

@@ -10,9 +10,9 @@ import pytest
 from inference import kaggle
 from inference.budget import BudgetConfig
 from inference.problems import synthetic_problems
+from tests.inference.conftest import KAGGLE_DOUBLE as DOUBLE
 from tests.inference.conftest import MODEL
 from tests.inference.kaggle_scoring import score_submission
-from tests.inference.test_kaggle_gateway import DOUBLE
 
 
 @pytest.fixture(scope="module")
@@ -32,10 +32,10 @@ def test_serve_hands_the_gateway_the_module_predict(tiny_predictor, tmp_path, mo
     problems = synthetic_problems(4, seed=9090)
     csv = tmp_path / "test.csv"
     pl.DataFrame({"id": [p.id for p in problems], "problem": [p.problem for p in problems]}).write_csv(csv)
-    assert tiny_predictor._solver is None  # nothing loaded until the first call: the server starts fast
+    assert not tiny_predictor.loaded  # nothing loaded until the first call: the server starts fast
     kaggle.serve(test_csv=str(csv))
     submission = score_submission(tmp_path / "submission.parquet", csv)
-    assert submission.height == 4 and tiny_predictor._solver is not None
+    assert submission.height == 4 and tiny_predictor.loaded
     assert tiny_predictor.budget.done == 4
     right = sum(int(a) == p.answer for a, p in zip(submission.sort("id")["answer"],
                                                     sorted(problems, key=lambda p: p.id), strict=True))
@@ -59,7 +59,7 @@ def test_an_empty_or_missing_problem_is_answered_without_the_model(problem, why,
     predictor = kaggle.KagglePredictor(model=str(MODEL))
     with caplog.at_level(logging.WARNING, logger="aimo.kaggle"):
         assert one_row(predictor.predict(pl.Series("id", ["e1"]), problem)) == 0
-    assert why in caplog.text and predictor._solver is None
+    assert why in caplog.text and not predictor.loaded
 
 
 def test_a_problem_that_is_not_text_is_solved_as_its_text(tiny_predictor, caplog):
@@ -100,7 +100,7 @@ def test_a_model_that_does_not_exist_answers_every_call_and_says_why(caplog):
 
 
 def test_configure_is_refused_once_the_model_is_loaded(tiny_predictor):
-    if tiny_predictor._solver is None:
+    if not tiny_predictor.loaded:
         tiny_predictor.predict("warm", "What is 1 + 1?")
     with pytest.raises(RuntimeError, match="before the first problem"):
         tiny_predictor.configure(samples=8)
@@ -108,6 +108,6 @@ def test_configure_is_refused_once_the_model_is_loaded(tiny_predictor):
 
 def test_the_budget_clock_runs_from_when_the_predictor_was_made():
     predictor = kaggle.KagglePredictor()
-    made = predictor._made
+    made = predictor.made_at
     predictor.configure(budget=BudgetConfig(total_s=100, problems=2))
     assert predictor.budget.deadline == pytest.approx(made + 100)
