@@ -62,4 +62,4 @@ rm -rf build
 # --no-deps: the pins are the whole closure already; binary wheels only, since Kaggle cannot build.
 # shellcheck disable=SC2086
 .venv/bin/pip download -q --no-deps --only-binary=:all: --dest "$out" "${target[@]}" $pins "$@"
-echo "wheelhouse: $(ls "$out" | wc -l) files in $out"
+echo "wheelhouse: $(find "$out" -name "*.whl" | wc -l) wheels in $out"
