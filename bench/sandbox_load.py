@@ -5,7 +5,9 @@
 N concurrent sessions each run `--cells` cells, interleaved with stateless calls (one after each cell
 with probability `--stateless`); a fraction `--hostile` of all cells are hostile (CPU loops, memory
 bombs, output floods) and must come back TIMEOUT / MEMORY_EXCEEDED / OUTPUT_LIMIT_EXCEEDED. Every
-normal cell prints a token unique to it, so a lost, duplicated or misrouted answer cannot hide. A
+normal call is sent a fresh nonce that its cell echoes (with how often it ran), checked on arrival: lost =
+sent - answered correctly; misrouted (another call's nonce) and duplicated (its own again) counted apart.
+`--fault drop:K|misroute:K|duplicate:K` breaks the bench's own delivery on purpose, to show each is seen. A
 health RPC is polled throughout from a separate process. Without --address a server is started (nsjail
 mode, falling back to what `--isolation` allows). `tests/security/test_load.py` runs a small variant.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -38,13 +41,58 @@ SESSION_LIMITS = {"memory_bytes": 512 << 20}  # so a memory bomb fails fast, not
 
 @dataclass
 class Tally:
-    calls: int = 0
-    answers: int = 0
-    wrong: int = 0  # answered, but not with this call's own token or index: misrouted or duplicated
+    """Every call is counted against what it was sent: its nonce and, in a session, its cell index.
+
+    An answer is *correct* only when it carries the call's own nonce, its expected value, status and cell
+    index, and is the first answer to that nonce. Misrouted (another call's nonce) and duplicated (this
+    call's nonce again, or a cell that reports it ran twice) are counted apart; lost = sent - correct.
+    """
+
+    sent: int = 0
+    arrivals: int = 0  # answers that came back, whatever they carried
+    correct: int = 0
+    misrouted: int = 0  # carried the nonce of another call
+    duplicated: int = 0  # this call's nonce answered a second time, or its cell ran twice
+    wrong: int = 0  # own nonce (or a hostile cell), but the wrong value, status or cell index
+    nonces: set[str] = field(default_factory=set)  # every nonce sent
+    answered: set[str] = field(default_factory=set)  # nonces already answered correctly
     errors: Counter = field(default_factory=Counter)  # gRPC status names of calls that raised
     hostile: Counter = field(default_factory=Counter)  # "name:status"
     normal_ms: list[float] = field(default_factory=list)
     health_ms: list[float] = field(default_factory=list)
+    fault: FaultInjection | None = None
+
+
+@dataclass
+class FaultInjection:
+    """A deliberate fault in the *bench*, to show that its counts can fail: applied to the `at`-th normal
+    answer that arrives. "drop" discards it, "misroute" hands that call the previous normal answer (another
+    call's) instead, "duplicate" delivers it to its call twice. Set with `--fault KIND:AT` or
+    AIMO_LOAD_FAULT=KIND:AT; tests/security/test_load.py checks each one is reported."""
+
+    kind: str
+    at: int = 1
+    seen: int = 0
+    previous: object = None
+
+    @classmethod
+    def parse(cls, spec: str | None) -> FaultInjection | None:
+        if not spec:
+            return None
+        kind, _, at = spec.partition(":")
+        if kind not in ("drop", "misroute", "duplicate"):
+            raise ValueError(f"unknown fault {kind!r}: drop, misroute or duplicate")
+        return cls(kind, int(at or 1))
+
+    def deliveries(self, result) -> list:
+        """What the call receives in place of `result`: nothing, another answer, or it twice."""
+        self.seen += 1
+        previous, self.previous = self.previous, result
+        if self.seen != self.at or (self.kind == "misroute" and previous is None):
+            if self.seen == self.at:
+                self.at += 1  # no earlier answer to misroute yet: take the next one
+            return [result]
+        return {"drop": [], "misroute": [previous], "duplicate": [result, result]}[self.kind]
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -54,41 +102,60 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def normal_cell(token: str, index: int) -> tuple[str, str]:
-    """A cell printing its own token: any answer but its own shows."""
-    code = f"v{index} = {index} * {index}\nprint('{token}', v{index} + sum(range(100)))"
-    return code, f"{token} {index * index + 4950}\n"
+def normal_cell(nonce: str, index: int) -> str:
+    """A cell echoing its call's nonce, how many times it ran in this namespace, and a value of its index."""
+    return (f"_runs = globals().setdefault('_load_runs', {{}})\n"
+            f"_runs['{nonce}'] = _runs.get('{nonce}', 0) + 1\n"
+            f"print('{nonce}', _runs['{nonce}'], {index} * {index} + sum(range(100)))")
 
 
-async def one_call(tally: Tally, rng: random.Random, call, token: str, index: int, hostile_rate: float,
+def check_normal(tally: Tally, nonce: str, index: int, result, expected_index: int | None) -> None:
+    """Classify one arrival for a normal cell sent with `nonce` (see Tally)."""
+    tally.arrivals += 1
+    fields = result.stdout.split() if result.status == "OK" else []
+    got = fields[0] if fields else None
+    if got is not None and got != nonce and got in tally.nonces:
+        tally.misrouted += 1
+    elif got == nonce and (nonce in tally.answered or fields[1:2] != ["1"]):
+        tally.duplicated += 1
+    elif (got == nonce and result.stdout == f"{nonce} 1 {index * index + 4950}\n"
+          and (expected_index is None or result.cell_index == expected_index)):
+        tally.correct += 1
+        tally.answered.add(nonce)
+    else:
+        tally.wrong += 1
+
+
+async def one_call(tally: Tally, rng: random.Random, call, index: int, hostile_rate: float,
                    expected_index: int | None) -> None:
     hostile = rng.random() < hostile_rate
-    tally.calls += 1
+    nonce = f"n{rng.getrandbits(64):016x}"  # per call, fresh: a stale or foreign answer cannot match it
+    tally.sent += 1
+    tally.nonces.add(nonce)
     if hostile:
         name = rng.choice(sorted(HOSTILE))
         code, limits, expected = HOSTILE[name]
     else:
-        code, output = normal_cell(token, index)
-        limits = {}
+        code, limits = normal_cell(nonce, index), {}
     started = time.perf_counter()
     try:
         result = await call(code, limits)
     except SandboxError as exc:
-        tally.answers += 1
+        tally.arrivals += 1
         tally.errors[exc.code] += 1
         return
     elapsed = (time.perf_counter() - started) * 1000
-    tally.answers += 1
-    if expected_index is not None and result.cell_index != expected_index:
-        tally.wrong += 1
     if hostile:
+        tally.arrivals += 1
         tally.hostile[f"{name}:{result.status}"] += 1
-        if result.status != expected:
+        if result.status == expected and (expected_index is None or result.cell_index == expected_index):
+            tally.correct += 1
+        else:
             tally.wrong += 1
-    else:
-        tally.normal_ms.append(elapsed)
-        if result.status != "OK" or result.stdout != output:
-            tally.wrong += 1
+        return
+    tally.normal_ms.append(elapsed)
+    for delivered in tally.fault.deliveries(result) if tally.fault else [result]:
+        check_normal(tally, nonce, index, delivered, expected_index)
 
 
 async def session_worker(client: AsyncSandboxClient, tally: Tally, n: int, cells: int, hostile: float,
@@ -100,12 +167,12 @@ async def session_worker(client: AsyncSandboxClient, tally: Tally, n: int, cells
                 async def in_session(code, limits):
                     return await session.run(code, **limits)
 
-                await one_call(tally, rng, in_session, f"s{n}c{i}", i, hostile, i + 1)
+                await one_call(tally, rng, in_session, i, hostile, i + 1)
                 if rng.random() < stateless:
                     async def stateless_call(code, limits):
                         return await client.execute(code, **SESSION_LIMITS, **limits)
 
-                    await one_call(tally, rng, stateless_call, f"x{n}c{i}", i, hostile, None)
+                    await one_call(tally, rng, stateless_call, i, hostile, None)
     except SandboxError as exc:  # the stream itself failed: count it, never hide it
         tally.errors[f"session:{exc.code}"] += 1
 
@@ -132,9 +199,10 @@ print(json.dumps([latencies, errors]))
 
 
 async def run_load(address: str, sessions: int = 256, cells: int = 20, hostile: float = 0.05,
-                   stateless: float = 0.25, seed: int = 0, channels: int = 4) -> dict:
-    """Drive the server at `address`; return the summary (see `summary`)."""
-    tally = Tally()
+                   stateless: float = 0.25, seed: int = 0, channels: int = 4, fault: str | None = None) -> dict:
+    """Drive the server at `address`; return the summary (see `summary`). `fault` (KIND:AT) injects a
+    deliberate fault into the bench's own delivery of answers (see FaultInjection)."""
+    tally = Tally(fault=FaultInjection.parse(fault))
     clients = [AsyncSandboxClient(address) for _ in range(channels)]
     health = await asyncio.create_subprocess_exec(sys.executable, "-c", HEALTH_POLLER, address, "0.05",
                                                   stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
@@ -156,9 +224,12 @@ def summary(tally: Tally, seconds: float, sessions: int, cells: int) -> dict:
     return {
         "sessions": sessions,
         "cells_per_session": cells,
-        "calls": tally.calls,
-        "answers": tally.answers,
-        "lost": tally.calls - tally.answers,
+        "calls": tally.sent,
+        "answers": tally.arrivals,
+        "correct": tally.correct,
+        "lost": tally.sent - tally.correct,
+        "misrouted": tally.misrouted,
+        "duplicated": tally.duplicated,
         "wrong": tally.wrong,
         "errors": dict(tally.errors),
         "hostile": dict(tally.hostile),
@@ -169,7 +240,8 @@ def summary(tally: Tally, seconds: float, sessions: int, cells: int) -> dict:
         "health_p99_ms": round(percentile(tally.health_ms, 0.99), 1),
         "health_max_ms": round(max(tally.health_ms, default=float("nan")), 1),
         "seconds": round(seconds, 1),
-        "calls_per_s": round(tally.calls / seconds, 1),
+        "calls_per_s": round(tally.sent / seconds, 1),
+        "fault_injected": f"{tally.fault.kind}:{tally.fault.at}" if tally.fault else None,
     }
 
 
@@ -184,6 +256,9 @@ def main() -> None:
     p.add_argument("--isolation", default="nsjail")
     p.add_argument("--pool-size", type=int, default=2)
     p.add_argument("--json", action="store_true", help="print the summary as JSON only")
+    p.add_argument("--fault", default=os.environ.get("AIMO_LOAD_FAULT"),
+                   help="fault injection into the bench itself, KIND:AT with KIND drop, misroute or duplicate: "
+                        "shows the counts catch it")
     args = p.parse_args()
     server = None
     if args.address is None:
@@ -195,7 +270,7 @@ def main() -> None:
         args.address = server.address
     try:
         result = asyncio.run(run_load(args.address, args.sessions, args.cells, args.hostile, args.stateless,
-                                      args.seed))
+                                      args.seed, fault=args.fault))
     finally:
         if server is not None:
             server.stop()
@@ -206,8 +281,9 @@ def main() -> None:
     width = max(map(len, result))
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")
-    verdict = result["lost"] == 0 and result["wrong"] == 0 and not result["errors"]
-    print("PASS" if verdict else "FAIL: lost, wrong or failed calls above")
+    verdict = (result["lost"] == 0 and result["misrouted"] == 0 and result["duplicated"] == 0
+               and result["wrong"] == 0 and not result["errors"])
+    print("PASS" if verdict else "FAIL: lost, misrouted, duplicated, wrong or failed calls above")
     sys.exit(0 if verdict else 1)
 
 

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from transformers import AutoTokenizer
 
-from inference.cli import _sandbox
+from inference.assembly import open_sandbox
 from inference.dialects import MarkdownDialect
 from inference.sample import SamplingConfig
 from inference.solver import RevisionConfig, Solver, SolverConfig, Source, vote_of
@@ -83,7 +83,7 @@ async def main(args) -> None:
     rows: dict[tuple[str, str], tuple[list[bool], float]] = {}
     try:
         async with contextlib.AsyncExitStack() as stack:
-            sandbox = await stack.enter_async_context(_sandbox(args.sandbox))
+            sandbox = await stack.enter_async_context(open_sandbox(args.sandbox))
             base = SolverConfig(samples=args.samples, agree=0, seed=1, sampling=SAMPLING)
             no_tool = replace(SAMPLING, tools=False)
             mixed = [Source("tir", engine, dialect, SAMPLING, share=0.5),

@@ -19,6 +19,10 @@ class BudgetConfig:
     total_s: float = 5 * 3600.0  # the global deadline, from when the budget is made
     problems: int = 50  # how many problems are expected in all
     base_share: float = 0.8  # a problem's base is this share of the even split; the rest seeds the bank
+    base_s: float = 0.0  # a problem's base in seconds, when given (then base_share is not used)
+    # True: the time beyond every problem's base is in the bank from the start, so that with
+    # minimum_share 1 a problem gets clamp(time left - later problems x base, ..., ceiling): AIMO3's rule.
+    bank_slack: bool = False
     ceiling_factor: float = 3.0  # no problem gets more than this many bases
     minimum_share: float = 0.25  # the reserve keeps this share of a base for each problem still to come
     safety_s: float = 5.0  # kept back from the very end, for returning the last answer
@@ -37,8 +41,10 @@ class TimeBudget:
         self.config = config or BudgetConfig()
         self.clock = clock
         self.deadline = clock() + self.config.total_s
-        self.base = self.config.base_share * self.config.total_s / self.config.problems
-        self.bank = 0.0  # seconds earlier problems left unused (negative after overruns)
+        c = self.config
+        self.base = c.base_s or c.base_share * c.total_s / c.problems
+        # Seconds earlier problems left unused (negative after overruns), plus the slack when it is banked.
+        self.bank = max(0.0, c.total_s - c.safety_s - c.problems * self.base) if c.bank_slack else 0.0
         self.done = 0
 
     def remaining_s(self) -> float:

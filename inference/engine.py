@@ -35,11 +35,15 @@ class Generation:
     cached_tokens: int | None = None  # prompt tokens served from the prefix cache (None: not reported)
     entropy_sum: float = 0.0  # sum over tokens of the top-k logprob entropy
     entropy_tokens: int = 0
+    entropies: list[float] = field(default_factory=list)  # per token, in order (for the tail-window vote)
 
     def add_entropy(self, top_logprobs: list[float]) -> None:
-        """Shannon entropy (nats) of one token's top-k distribution, as the AIMO3 entries computed it."""
-        self.entropy_sum -= sum(math.exp(lp) * lp for lp in top_logprobs if lp > -math.inf)
+        """Shannon entropy (nats) of one token's top-k distribution, as the AIMO3 entries computed it (they
+        used bits: a constant factor, which leaves every 1/entropy vote's ranking as it is)."""
+        entropy = -sum(math.exp(lp) * lp for lp in top_logprobs if lp > -math.inf)
+        self.entropy_sum += entropy
         self.entropy_tokens += 1
+        self.entropies.append(entropy)
 
 
 class EngineError(RuntimeError):

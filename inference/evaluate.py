@@ -107,7 +107,8 @@ async def evaluate(problems: list[Problem], solver: Solver, budget: TimeBudget, 
     summary = summarize(rows, results, time.monotonic() - started)
     # What the lab needs to replay this run's own policy (docs/trace-format.md).
     summary["policy"] = {"samples": solver.config.samples, "agree": solver.config.agree,
-                         "selector": solver.config.selector, "budget": asdict(budget.config),
+                         "selector": solver.config.selector, "stop": solver.config.stop,
+                         "budget": asdict(budget.config),
                          "revision": asdict(solver.config.revision),
                          "sources": [{"name": s.name, "model": s.engine.name, "share": s.share, "weight": s.weight,
                                       "prompt": s.prompt, "tools": s.sampling.tools} for s in solver.sources]}

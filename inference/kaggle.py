@@ -31,8 +31,8 @@ import polars as pl
 
 from sandbox_service.bridge import LoopThread
 
+from .assembly import Settings, build_solver
 from .budget import BudgetConfig, TimeBudget
-from .cli import Settings, build
 from .solver import FALLBACK_ANSWER
 
 log = logging.getLogger("aimo.kaggle")
@@ -113,7 +113,7 @@ class KagglePredictor:
         if self._solver is None:
             self._stack = contextlib.AsyncExitStack()
             try:
-                self._solver = await build(self.settings, self._stack)
+                self._solver = await build_solver(self.settings, self._stack)
             except BaseException:
                 await self._stack.aclose()
                 self._stack = None

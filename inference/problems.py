@@ -1,11 +1,22 @@
-"""Problem sets: a CSV of `id,problem[,answer]` read forgivingly, with a clear message per bad row."""
+"""Problem sets: a CSV of `id,problem[,answer]` read forgivingly, with a clear message per bad row; or
+fresh problems from an installed problem source.
+
+A problem source is a plugin: a function `(count, seed) -> list[Problem]` registered under the
+`aimo.problem_sources` entry-point group. The bundled tiny model registers "tiny-tir" (its training
+distribution, `tiny_tir.problem_set`); the product itself knows no model's problems.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
+
+PROBLEM_SOURCES = "aimo.problem_sources"  # the entry-point group
+DEFAULT_SOURCE = "tiny-tir"
 
 
 @dataclass(frozen=True)
@@ -60,8 +71,20 @@ def read_problems(path: str | Path) -> tuple[list[Problem], list[str]]:
     return problems, messages
 
 
-def synthetic_problems(count: int, seed: int = 2026) -> list[Problem]:
-    """Fresh problems of the kind the tiny model was trained on (its generator, another seed)."""
-    from tiny_tir.problems import generate
+ProblemSource = Callable[[int, int], list[Problem]]  # (count, seed) -> that many fresh problems
 
-    return [Problem(f"synthetic-{i}", p.text, p.answer) for i, p in enumerate(generate(seed, count))]
+
+def problem_source(name: str = DEFAULT_SOURCE) -> ProblemSource:
+    """The installed problem source of that name; ProblemSetError if there is none."""
+    found = {ep.name: ep for ep in entry_points(group=PROBLEM_SOURCES)}
+    if name not in found:
+        installed = ", ".join(sorted(found)) or "none"
+        raise ProblemSetError(f"no problem source {name!r} is installed (installed: {installed}; a source "
+                              f"registers in the {PROBLEM_SOURCES!r} entry-point group: reinstall the project)")
+    return found[name].load()
+
+
+def synthetic_problems(count: int, seed: int = 2026, source: str = DEFAULT_SOURCE) -> list[Problem]:
+    """Fresh problems from a problem source: by default the kind the tiny model was trained on (its
+    generator, another seed)."""
+    return problem_source(source)(count, seed)

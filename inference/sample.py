@@ -16,8 +16,10 @@ from sandbox_service.result import ExecResult
 from .answers import extract_answer
 from .dialects import Dialect, Turn
 from .engine import Engine, EngineError, GenerationRequest
+from .sandbox import Sandbox
 from .tool_output import render_result
 from .trace import SampleTrace, TurnTrace
+from .voting import ENTROPY_TAIL_TOKENS
 
 CALL_LIMIT_REPLY = "[no code executions left: continue without code]"
 
@@ -35,6 +37,28 @@ class SamplingConfig:
     tools: bool = True  # False: no tool calls; the model writes on through its code (chain of thought)
 
 
+def max_turns(config: SamplingConfig) -> int:
+    """The most generation turns a sample runs: one ending in each allowed call, one ending in a call
+    refused (no calls left), and the last."""
+    return config.max_tool_calls + 2
+
+
+def request_id(prefix: str, index: int, turn: int) -> str:
+    """The engine request id of a sample's turn: unique within the solver's `prefix` (its problem)."""
+    return f"{prefix}-s{index}-t{turn}"
+
+
+def sample_and_turn(request_id: str) -> tuple[int, int]:
+    """The sample index and turn a `request_id` was made from (the inverse of `request_id`)."""
+    *_, sample, turn = request_id.split("-")
+    return int(sample.removeprefix("s")), int(turn.removeprefix("t"))
+
+
+def request_ids(prefix: str, index: int, config: SamplingConfig) -> list[str]:
+    """Every request id the sample may use (what aborting the sample aborts)."""
+    return [request_id(prefix, index, turn) for turn in range(max_turns(config))]
+
+
 def _common_prefix(a: list[int], b: list[int]) -> int:
     n = min(len(a), len(b))
     i = 0
@@ -47,7 +71,7 @@ class ToolSession:
     """A sample's sandbox session that never raises: a sandbox that fails, at open or at a cell,
     answers as a crashed cell, and the model reads why and goes on without the tool."""
 
-    def __init__(self, sandbox, seed: int) -> None:
+    def __init__(self, sandbox: Sandbox, seed: int) -> None:
         self._session = sandbox.session(seed=seed)
         self._opened = False
         self._error: SandboxError | None = None
@@ -77,7 +101,7 @@ class ToolSession:
         return ExecResult(status="CRASHED", message=f"sandbox unavailable ({self._error.code}: {self._error.details})")
 
 
-async def run_sample(engine: Engine, dialect: Dialect, sandbox, prompt_ids: list[int], trace: SampleTrace, *,
+async def run_sample(engine: Engine, dialect: Dialect, sandbox: Sandbox, prompt_ids: list[int], trace: SampleTrace, *,
                      request_prefix: str, config: SamplingConfig, origin: float | None = None) -> SampleTrace:
     """Fill `trace` (the caller's: if this task is cancelled, what it did so far is still there).
 
@@ -93,13 +117,13 @@ async def run_sample(engine: Engine, dialect: Dialect, sandbox, prompt_ids: list
     calls_left = config.max_tool_calls
     try:
         async with ToolSession(sandbox, seed) as session:
-            for turn_no in range(config.max_tool_calls + 2):
+            for turn_no in range(max_turns(config)):
                 budget = min(config.max_tokens - (len(ids) - len(prompt_ids)), engine.max_model_len - len(ids))
                 if budget <= 0:
                     trace.finish = "length"
                     break
                 request = GenerationRequest(
-                    request_id=f"{request_prefix}-s{index}-t{turn_no}", prompt_ids=ids, max_tokens=budget,
+                    request_id=request_id(request_prefix, index, turn_no), prompt_ids=ids, max_tokens=budget,
                     temperature=config.temperature, top_p=config.top_p, min_p=config.min_p,
                     seed=(seed * 1_000_003 + turn_no) % (1 << 31), stop=dialect.stop_strings if config.tools else (),
                     stop_token_ids=dialect.stop_token_ids, logprobs=config.logprobs,
@@ -117,6 +141,9 @@ async def run_sample(engine: Engine, dialect: Dialect, sandbox, prompt_ids: list
                 ))
                 trace.entropy_sum += gen.entropy_sum
                 trace.entropy_tokens += gen.entropy_tokens
+                if gen.entropies:  # rounded: 256 floats a sample in traces.jsonl, precise enough to rank
+                    tail = trace.entropy_tail + [round(h, 5) for h in gen.entropies[-ENTROPY_TAIL_TOKENS:]]
+                    trace.entropy_tail = tail[-ENTROPY_TAIL_TOKENS:]
                 code = dialect.code_of(turn) if config.tools else None
                 if code is None:
                     trace.finish = "length" if gen.finish_reason == "length" else ""

@@ -12,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .answers import shown_in
 from .dialects import Dialect
 from .engine import Engine, EngineError
-from .sample import SamplingConfig, run_sample
+from .sample import SamplingConfig, request_ids, run_sample
+from .sandbox import Sandbox
 from .trace import Result, SampleTrace
-from .voting import SELECTORS, Ballot, Vote
+from .voting import ENTROPY_SELECTORS, SELECTORS, STOP_RULES, Ballot, Vote
 
 FALLBACK_ANSWER = 0  # what a problem gets when no sample answered: some integer beats none
 STOP_GRACE_S = 2.0
@@ -73,13 +74,14 @@ class SolverConfig:
     samples: int = 8
     agree: int = 4  # stop once this many samples agree (or the leader cannot be caught); 0: never early
     selector: str = "majority"  # one of voting.SELECTORS
+    stop: str = "uncatchable"  # one of voting.STOP_RULES: also stop once the leader cannot be caught
     seed: int = 0
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     revision: RevisionConfig = field(default_factory=RevisionConfig)
 
 
 class Solver:
-    def __init__(self, engine: Engine, dialect: Dialect, sandbox, config: SolverConfig | None = None, *,
+    def __init__(self, engine: Engine, dialect: Dialect, sandbox: Sandbox, config: SolverConfig | None = None, *,
                  sources: list[Source] | None = None, verifier=None) -> None:
         """`engine` and `dialect` are the main model's: the one source, or (with `sources`) the revision
         round's. Each source's samples use its own sampling; without `sources`, the config's.
@@ -90,6 +92,8 @@ class Solver:
         self.config = config or SolverConfig()
         if self.config.selector not in SELECTORS:
             raise ValueError(f"selector must be one of {sorted(SELECTORS)}")
+        if self.config.stop not in STOP_RULES:
+            raise ValueError(f"stop must be one of {STOP_RULES}")
         if self.config.selector == "verifier" and verifier is None:
             raise ValueError("the verifier selector needs a verifier")
         self.verifier = verifier
@@ -103,7 +107,7 @@ class Solver:
         deadline = None if budget_s is None else started + budget_s
         n = samples or self.config.samples
         selector = SELECTORS[self.config.selector]
-        ballot = Ballot(n, self.config.agree, selector)
+        ballot = Ballot(n, self.config.agree, selector, self.config.stop)
         if not problem.strip():
             return self._result(problem, ballot, [], started, failure="empty problem")
         main_ids = self.dialect.prompt_ids(problem)
@@ -178,8 +182,8 @@ class Solver:
 
     def _sampling(self, source: Source) -> SamplingConfig:
         config = source.sampling
-        if self.config.selector == "entropy" and not config.logprobs:
-            config = SamplingConfig(**{**config.__dict__, "logprobs": 5})
+        if self.config.selector in ENTROPY_SELECTORS and not config.logprobs:
+            config = replace(config, logprobs=5)
         return config
 
     async def _verify(self, problem: str, traces: list[SampleTrace], ballot: Ballot,
@@ -226,10 +230,10 @@ class Solver:
         if not pending:
             return
         for engine in {id(sources[t].engine): sources[t].engine for t in pending}.values():
-            request_ids = [f"{prefix}-s{tasks[t].index}-t{turn}" for t in pending if sources[t].engine is engine
-                           for turn in range(sources[t].sampling.max_tool_calls + 2)]
+            ids = [i for t in pending if sources[t].engine is engine
+                   for i in request_ids(prefix, tasks[t].index, self._sampling(sources[t]))]
             try:
-                await engine.abort(request_ids)
+                await engine.abort(ids)
             except Exception:  # noqa: BLE001 - a dead engine has nothing left to abort
                 pass
         # Cancel again until they end: code that swallows a cancellation (wait_for on Python 3.11 does, when
@@ -261,4 +265,5 @@ def vote_of(trace: SampleTrace) -> Vote | None:
         return None
     outputs = [t.output for t in trace.turns if t.status == "OK"]
     return Vote(trace.answer, trace.mean_entropy, trace.code_ok, trace.tool_calls - trace.code_ok,
-                supported=shown_in(trace.answer, outputs), weight=trace.weight, verifier=trace.verifier_score)
+                supported=shown_in(trace.answer, outputs), weight=trace.weight, verifier=trace.verifier_score,
+                tail_entropy=trace.tail_entropy)

@@ -40,6 +40,7 @@ class SampleTrace:
     wall_ms: float = 0.0  # from its start to its end (answer, abort or error)
     entropy_sum: float = 0.0  # top-k logprob entropy summed over generated tokens (when logprobs are on)
     entropy_tokens: int = 0
+    entropy_tail: list[float] = field(default_factory=list)  # the last ENTROPY_TAIL_TOKENS tokens' entropies
     source: str = "main"  # the sample source it came from (its name; "revision" for a revision round's)
     verifier_score: float | None = None  # the verifier's aggregate score, when the solver has one
     round: int = 0  # 0: the first round; 1: a revision round's sample, which saw the leading answers
@@ -48,6 +49,10 @@ class SampleTrace:
     @property
     def mean_entropy(self) -> float | None:
         return self.entropy_sum / self.entropy_tokens if self.entropy_tokens else None
+
+    @property
+    def tail_entropy(self) -> float | None:
+        return sum(self.entropy_tail) / len(self.entropy_tail) if self.entropy_tail else None
 
     @property
     def tool_calls(self) -> int:

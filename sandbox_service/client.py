@@ -5,6 +5,11 @@
         with sandbox.session(seed=1) as s:
             s.run("x = 41")
             print(s.run("x + 1").display)   # 42
+
+The target may name several replicas (see `targets.py`): `ipv4:10.0.0.1:50071,10.0.0.2:50071`,
+`10.0.0.1:50071,10.0.0.2:50071`, or `dns:///sandbox:50071` (every address the name resolves to). gRPC's
+own `round_robin` balancer spreads calls over them and its health checker keeps calls off a replica
+that answers NOT_SERVING or is gone. A session is one stream, so it stays on the replica that took it.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from .bridge import SyncSandbox
 from .convert import DISPLAY_VALUES, result_from_message
 from .limits import MAX_LIMITS
 from .result import ExecResult
+from .targets import channel_options, normalize_target, warn_about_dead_replicas
 
 MARGIN_S = 5.0  # beyond a cell's own limit, before the client gives up on the server
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)]
 
 
 class SandboxError(RuntimeError):
@@ -45,8 +50,14 @@ def _error(exc: grpc.aio.AioRpcError) -> SandboxError:
 
 class AsyncSandboxClient:
     def __init__(self, address: str = "127.0.0.1:50071", channel: grpc.aio.Channel | None = None) -> None:
-        self.channel = channel or grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.target = normalize_target(address)  # a malformed target is a ValueError here, not a hang later
+        self.channel = channel or grpc.aio.insecure_channel(self.target, options=channel_options())
         self.stub = pb_grpc.SandboxStub(self.channel)
+
+    async def start(self) -> None:
+        """Log a warning for each replica of the target that is down or does not resolve (calls still
+        go to the others; a call with none left fails UNAVAILABLE)."""
+        await warn_about_dead_replicas(self.target)
 
     async def execute(self, code: str, *, seed: int | None = None, display: str = "pretty", **limits) -> ExecResult:
         request = pb.ExecuteRequest(code=code, limits=pb.Limits(**limits), seed=seed,
@@ -67,6 +78,7 @@ class AsyncSandboxClient:
         await self.channel.close()
 
     async def __aenter__(self) -> AsyncSandboxClient:
+        await self.start()
         return self
 
     async def __aexit__(self, *exc) -> None:
@@ -87,6 +99,16 @@ class AsyncClientSession:
         if self._seed is not None or self._limits:
             await self._send(pb.SessionRequest(open=pb.SessionOpen(limits=pb.Limits(**self._limits), seed=self._seed)))
         return self
+
+    async def replica(self) -> str:
+        """Which server process holds this session (its `sandbox-replica` header: host/pid)."""
+        if self._call is None:
+            await self.__aenter__()
+        try:
+            metadata = await self._call.initial_metadata()
+        except grpc.aio.AioRpcError as exc:
+            raise _error(exc) from None
+        return dict(metadata or ()).get("sandbox-replica", "")
 
     async def _send(self, request: pb.SessionRequest) -> None:
         try:

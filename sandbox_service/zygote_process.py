@@ -13,7 +13,7 @@ import os
 import signal
 import time
 
-from .inside import framing
+from .inside import framing, protocol
 from .isolation import Launch
 
 log = logging.getLogger("sandbox.zygote")
@@ -55,18 +55,18 @@ class ZygoteProcess:
             stderr=asyncio.subprocess.PIPE,
             env=self.launch.env,
             start_new_session=True,
-            limit=framing.MAX_FRAME,
+            limit=protocol.MAX_ZYGOTE_FRAME + framing.HEADER.size,
         )
         self._stderr = asyncio.create_task(self._drain_stderr())
-        self._write(self.config)
+        self._write(self.config | {"version": protocol.VERSION})
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
                 ready = await self._read_frame()
-        except (TimeoutError, asyncio.IncompleteReadError, framing.FrameError) as exc:
+        except (TimeoutError, asyncio.IncompleteReadError, protocol.Violation) as exc:
             self.kill(f"did not start: {exc!r}")
             await self.wait_closed()
             raise ZygoteError(f"zygote {self.index} did not start: {self.death_reason} {self._last_stderr}") from exc
-        if ready is None or ready.get("event") != "ready":
+        if not isinstance(ready, dict) or ready.get("event") != "ready" or ready.get("version") != protocol.VERSION:
             self.kill("bad hello")
             await self.wait_closed()
             raise ZygoteError(f"zygote {self.index} did not start: {self._last_stderr or ready}")
@@ -85,29 +85,30 @@ class ZygoteProcess:
             self._last_stderr = line
             log.warning("zygote %d: %s", self.index, line)
 
-    async def _read_frame(self) -> dict | None:
+    async def _read_frame(self) -> object:
         assert self.proc and self.proc.stdout
         header = await self.proc.stdout.readexactly(framing.HEADER.size)
         (size,) = framing.HEADER.unpack(header)
-        if size > framing.MAX_FRAME:
-            raise framing.FrameError(f"frame of {size} bytes")
-        return framing.json.loads(await self.proc.stdout.readexactly(size))
+        if size > protocol.MAX_ZYGOTE_FRAME:
+            raise protocol.Violation(f"frame of {size} bytes exceeds {protocol.MAX_ZYGOTE_FRAME}")
+        return protocol.parse_body(await self.proc.stdout.readexactly(size))
 
     async def _read_loop(self) -> None:
+        # The zygote runs no cell code and checks every session frame before relaying it, so a frame off
+        # the schema here means the zygote itself is broken: it is replaced (its sessions answer CRASHED).
         try:
             while True:
-                frame = await self._read_frame()
-                if not isinstance(frame, dict):
-                    continue
-                rid = frame.get("rid")
+                rid, result, message = check_zygote_frame(await self._read_frame())
                 if rid is not None:
                     waiter = self._waiters.pop(rid, None)
                     if waiter is not None and not waiter.done():
-                        waiter.set_result(frame.get("result") or {})
-                elif frame.get("event") == "log":
-                    log.warning("zygote %d: %s", self.index, frame.get("message"))
-        except (asyncio.IncompleteReadError, ConnectionError, framing.FrameError, ValueError) as exc:
-            self.kill(f"its channel broke ({type(exc).__name__})")
+                        waiter.set_result(result)
+                elif message is not None:
+                    log.warning("zygote %d: %s", self.index, message)
+        except (asyncio.IncompleteReadError, ConnectionError, protocol.Violation) as exc:
+            self.kill(f"its channel broke ({type(exc).__name__}: {str(exc)[:200]})")
+        except Exception as exc:  # noqa: BLE001 - never let the reader die silently with calls waiting
+            self.kill(f"its reader failed ({type(exc).__name__})")
 
     def _write(self, message: dict) -> None:
         assert self.proc and self.proc.stdin
@@ -186,6 +187,15 @@ class ZygoteProcess:
         assert self.proc is not None
         await self.proc.wait()
         self.kill(f"exited with status {self.proc.returncode}")
+
+
+def check_zygote_frame(frame: object) -> tuple[str | None, dict | None, str | None]:
+    """A zygote's frame: (rid, result, None) for an answer, (None, None, text) for a log line."""
+    if type(frame) is dict and set(frame) == {"rid", "result"}:
+        return protocol.text(frame["rid"], "rid"), protocol.check_result(frame["result"], from_zygote=True), None
+    if type(frame) is dict and frame.get("event") == "log" and set(frame) == {"event", "message"}:
+        return None, None, protocol.text(frame["message"], "message")[:1000]
+    raise protocol.Violation("a zygote frame off the schema")
 
 
 def crashed(message: str, **fields) -> dict:

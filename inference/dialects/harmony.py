@@ -34,7 +34,11 @@ class HarmonyDialect(Dialect):
     name = "harmony"
 
     def __init__(self, reasoning_effort: str = "high", tool_timeout_s: float = 10.0,
-                 instructions: str = "Put the final answer, an integer, inside \\boxed{}.") -> None:
+                 instructions: str = "Put the final answer, an integer, inside \\boxed{}.",
+                 model_identity: str | None = None, tool_description: str | None = None) -> None:
+        """`instructions` follow the problem in the user message (none when empty); `model_identity` is the
+        system message's identity line (Harmony's default when None); `tool_description` the python tool's
+        description, with {timeout} (PYTHON_DESCRIPTION when None)."""
         self.encoding = load_harmony_encoding(HarmonyEncodingName.HARMONY_GPT_OSS)
         # <|return|>, <|call|>; sorted: openai_harmony returns them in an order that varies from run to run
         self.stop_token_ids = tuple(sorted(self.encoding.stop_tokens_for_assistant_actions()))
@@ -42,16 +46,22 @@ class HarmonyDialect(Dialect):
         self.reasoning_effort = EFFORTS[reasoning_effort]
         self.tool_timeout_s = tool_timeout_s
         self.instructions = instructions
+        self.model_identity = model_identity
+        self.tool_description = PYTHON_DESCRIPTION if tool_description is None else tool_description
         self.assistant_start = self.encoding.render_conversation_for_completion(
             Conversation.from_messages([]), Role.ASSISTANT)  # <|start|>assistant
 
     def prompt_ids(self, problem: str) -> list[int]:
-        tool = ToolNamespaceConfig(name="python", description=PYTHON_DESCRIPTION.format(
+        tool = ToolNamespaceConfig(name="python", description=self.tool_description.format(
             timeout=self.tool_timeout_s), tools=[])
-        system = SystemContent.new().with_reasoning_effort(self.reasoning_effort).with_tools(tool)
+        system = SystemContent.new()
+        if self.model_identity is not None:
+            system = system.with_model_identity(self.model_identity)
+        system = system.with_reasoning_effort(self.reasoning_effort).with_tools(tool)
+        user = f"{problem}\n\n{self.instructions}" if self.instructions else problem
         conversation = Conversation.from_messages([
             Message.from_role_and_content(Role.SYSTEM, system),
-            Message.from_role_and_content(Role.USER, f"{problem}\n\n{self.instructions}"),
+            Message.from_role_and_content(Role.USER, user),
         ])
         return list(self.encoding.render_conversation_for_completion(conversation, Role.ASSISTANT))
 

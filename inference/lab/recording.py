@@ -72,10 +72,12 @@ def sample_from(data: dict) -> RecordedSample:
     ok = sum(t["status"] == "OK" for t in data["turns"])
     calls = sum(t["code"] is not None for t in data["turns"])
     outputs = [t["output"] for t in data["turns"] if t["status"] == "OK"]
+    tail = data.get("entropy_tail") or []  # absent in traces recorded before it was
     vote = None if data["answer"] is None else Vote(data["answer"], entropy, ok, calls - ok,
                                                     supported=shown_in(data["answer"], outputs),
                                                     weight=data.get("weight", 1.0),
-                                                    verifier=data.get("verifier_score"))
+                                                    verifier=data.get("verifier_score"),
+                                                    tail_entropy=sum(tail) / len(tail) if tail else None)
     return RecordedSample(segments, vote, data["finish"], data["start_ms"] + data["wall_ms"])
 
 

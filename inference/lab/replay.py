@@ -25,10 +25,13 @@ class Policy:
     samples: int = 8
     agree: int = 4
     selector: str = "majority"
+    stop: str = "uncatchable"  # voting.STOP_RULES: "agree" only, or also once the leader cannot be caught
     slots: int = 0  # samples decoding at once (the engine's max_num_seqs); 0: all of them
     total_s: float = 5 * 3600.0  # the global deadline
     problems: int = 0  # problems the budget expects; 0: as many as are run
     base_share: float = 0.8
+    base_s: float = 0.0
+    bank_slack: bool = False
     ceiling_factor: float = 3.0
     minimum_share: float = 0.25
     safety_s: float = 5.0
@@ -36,6 +39,7 @@ class Policy:
 
     def budget(self, problems: int) -> BudgetConfig:
         return BudgetConfig(total_s=self.total_s, problems=self.problems or problems, base_share=self.base_share,
+                            base_s=self.base_s, bank_slack=self.bank_slack,
                             ceiling_factor=self.ceiling_factor, minimum_share=self.minimum_share,
                             safety_s=self.safety_s, max_samples=self.samples,
                             min_samples=min(self.min_samples, self.samples))
@@ -46,6 +50,7 @@ class Policy:
         # The budget's fields that a policy shares by name (max_samples is the policy's `samples`).
         shared = {f.name for f in fields(cls)} & set(policy["budget"])
         return cls(samples=policy["samples"], agree=policy["agree"], selector=policy["selector"],
+                   stop=policy.get("stop", "uncatchable"),  # recordings from before the rule was a switch
                    **{name: policy["budget"][name] for name in shared})
 
 
@@ -61,7 +66,7 @@ def run_problem(samples: Sequence[RecordedSample], policy: Policy, seconds: floa
                 expected: int | None = None) -> ProblemRun:
     """One problem: `samples` run together for at most `seconds`; the ballot decides when to stop."""
     n = len(samples)
-    ballot = Ballot(n, policy.agree, SELECTORS[policy.selector])
+    ballot = Ballot(n, policy.agree, SELECTORS[policy.selector], policy.stop)
     slots = policy.slots or n
     segment = [0] * n
     remaining = [float(s.segments[0].tokens) if s.segments else 0.0 for s in samples]

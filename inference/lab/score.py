@@ -111,9 +111,15 @@ def best(scores: list[PolicyScore], max_seconds: float | None = None) -> PolicyS
     return max(fitting, key=lambda s: (s.score, -s.seconds), default=None)
 
 
+def boolean(text: str) -> bool:
+    if text.lower() not in ("true", "false", "1", "0", "on", "off"):
+        raise ValueError(text)
+    return text.lower() in ("true", "1", "on")
+
+
 def parse_choices(given: dict[str, str | None]) -> dict[str, list]:
     """Comma-separated option values ("4,8,16") as lists of the policy fields' types."""
-    casts = {"int": int, "float": float, "str": str}
+    casts = {"int": int, "float": float, "str": str, "bool": boolean}
     choices = {}
     for name, text in given.items():
         if text is None:

@@ -24,6 +24,7 @@ import collections
 import ctypes
 import gc
 import importlib
+import json
 import os
 import random
 import resource
@@ -38,11 +39,15 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cell as cellmod
 import framing
+import protocol
+import reaper
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWNET = 0x40000000
 SESSION_NICE = 10
 COMMITTING = ("OK", "ERROR")  # statuses whose state is kept, as Jupyter keeps it
 
@@ -97,13 +102,12 @@ def warm_up(preload: list[str]) -> dict[str, str]:
 class SessionProcess:
     """What a session's processes know about themselves (lives in the forked children only)."""
 
-    def __init__(self, cfg: dict, uid: int | None, cell_fd: int, ctl_fd: int, limits: dict, runner: bool) -> None:
+    def __init__(self, cfg: dict, uid: int | None, cell_fd: int, ctl_fd: int, limits: dict) -> None:
         self.cfg = cfg
         self.uid = uid
         self.cell_fd = cell_fd
         self.ctl_fd = ctl_fd
         self.limits = limits
-        self.runner = runner  # serves stateless calls: every worker starts from the pristine state
         self.scratch = ""
         self.namespace: dict = {}
 
@@ -111,6 +115,13 @@ class SessionProcess:
 
     def become_session(self) -> None:
         os.setsid()
+        if self.uid is not None and self.cfg.get("namespaces"):
+            # Namespaces of its own, made while we still may (before the uid switch drops every
+            # capability): SysV IPC objects and abstract unix sockets reach no other session, and die
+            # with this session's last process.
+            flags = CLONE_NEWIPC | (CLONE_NEWNET if "net" in self.cfg["namespaces"] else 0)
+            if LIBC.unshare(flags) != 0:
+                raise OSError(ctypes.get_errno(), "unshare of the session's namespaces")
         prctl(PR_SET_DUMPABLE, 0)  # no /proc/<pid>/mem, environ or fd peeking by anyone else
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         # Below the zygote and the server: however many cells spin, deadlines are enforced and health
@@ -184,8 +195,6 @@ class SessionProcess:
                     if os.WIFSIGNALED(status) and self.uid is None:
                         self._kill_group(worker)
                     self.sweep()
-                    if self.runner:
-                        clear_folder(self.scratch)
                     framing.write_frame(self.ctl_fd, {"event": "worker_died", "pid": worker, "status": status})
                     os.close(pidfd)
                     sel.close()
@@ -207,11 +216,11 @@ class SessionProcess:
             pass
 
     def close(self, worker: int) -> None:
+        # Courtesy only: the zygote's reaper kills this uid from outside and removes the folder as root.
         self.sweep()
         if self.uid is None:
             self._kill_group(worker)
             os.kill(worker, signal.SIGKILL)
-        shutil.rmtree(self.scratch, ignore_errors=True)
         os._exit(0)
 
     # -- the worker ---------------------------------------------------------------------------------
@@ -285,7 +294,7 @@ class SessionProcess:
         fields["wall_ms"] = cellmod.elapsed_ms(start)
         fields["cpu_ms"] = (usage.ru_utime + usage.ru_stime) * 1000.0
         fields["peak_memory_bytes"] = usage.ru_maxrss * 1024
-        return {"rid": rid, "result": fields}
+        return {"rid": rid, "result": protocol.fit_budget(fields)}
 
 
 def clear_folder(path: str) -> None:
@@ -324,15 +333,20 @@ class Session:
         self.cell = cell
         self.ctl = ctl
         self.limits = limits
-        self.cell_buf = framing.FrameBuffer()
-        self.ctl_buf = framing.FrameBuffer()
+        # Bounded by what a legitimate frame can be: a result within the answer budget, a small event.
+        self.cell_buf = framing.FrameBuffer(protocol.MAX_RESULT_FRAME)
+        self.ctl_buf = framing.FrameBuffer(protocol.MAX_EVENT_FRAME)
+        self.frames = 0  # frames received since the last cell started: a flood is a violation
+        self.recent_rids: collections.deque[str] = collections.deque(maxlen=4)  # late results are no news
         self.holder: int | None = None
+        self.leader: int | None = None  # the first holder, forked by us: it called setsid(), so its pid is
+        # the process session of every process of this session (the only pid here not told by the session)
         self.worker: int | None = None
         self.pending: dict | None = None  # the run in flight: rid, deadline, started
         self.kill_next_worker = False  # a deadline passed before we learnt the worker's pid
         self.killed: set[int] = set()  # workers we killed: their deaths are not news
-        self.stateless = False  # one stateless call, then closed (non-default limits)
-        self.runner = False  # serves stateless calls one after another, back to pristine after each
+        self.stateless = False  # one stateless call, then closed and reaped: no session serves two calls
+        self.folder = ""  # its private folder, removed by the reaper once its processes are dead
         self.closed = False
 
     @property
@@ -341,15 +355,17 @@ class Session:
 
 
 class Zygote:
-    def __init__(self, cfg: dict, server_in: int, server_out: int) -> None:
+    def __init__(self, cfg: dict, server_in: int, server_out: int, reaper_fds: tuple[int, int] | None = None) -> None:
         self.cfg = cfg
         self.server_in = server_in
         self.server_out = server_out
-        self.server_buf = framing.FrameBuffer()
+        self.server_buf = framing.FrameBuffer(protocol.MAX_SERVER_FRAME)
         self.sel = selectors.DefaultSelector()
         self.sessions: dict[str, Session] = {}
         self.spares: list[Session] = []  # idle sessions, forked ahead for the next open
-        self.runners: list[Session] = []  # sessions that run stateless calls
+        # The reaper (see reaper.py): jobs go down `reap_jobs`, each answered by its uid on `reap_done`.
+        self.reap_jobs, self.reap_done = reaper_fds if reaper_fds else (-1, -1)
+        self.reap_buf = b""
         self.by_fd: dict[int, tuple[Session, str]] = {}
         self.privileged = cfg["uid_count"] > 0 and os.geteuid() == 0
         self.free_uids = collections.deque(range(cfg["uid_base"], cfg["uid_base"] + cfg["uid_count"]))
@@ -360,13 +376,15 @@ class Zygote:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.sel.register(self.wake_r, selectors.EVENT_READ)
         self.sel.register(server_in, selectors.EVENT_READ)
+        if self.reap_done >= 0:
+            self.sel.register(self.reap_done, selectors.EVENT_READ)
 
     def send(self, message: dict) -> None:
         framing.write_frame(self.server_out, message)
 
     # -- sessions -----------------------------------------------------------------------------------
 
-    def spawn(self, sid: str, limits: dict, runner: bool = False) -> Session:
+    def spawn(self, sid: str, limits: dict) -> Session:
         uid = None
         if self.privileged:
             if not self.free_uids:
@@ -375,7 +393,6 @@ class Zygote:
         z_cell, s_cell = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         z_ctl, s_ctl = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         session = Session(sid, uid, z_cell, z_ctl, limits)
-        session.runner = runner
         pid = os.fork()
         if pid == 0:
             try:
@@ -389,7 +406,7 @@ class Zygote:
                     os.dup2(devnull, fd)
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                proc = SessionProcess(self.cfg, uid, s_cell.fileno(), s_ctl.fileno(), limits, runner)
+                proc = SessionProcess(self.cfg, uid, s_cell.fileno(), s_ctl.fileno(), limits)
                 proc.become_session()
                 proc.run()
             except BaseException as exc:  # noqa: BLE001 - a broken session must never return into the zygote
@@ -399,7 +416,8 @@ class Zygote:
                     os._exit(70)
         s_cell.close()
         s_ctl.close()
-        session.holder = pid
+        session.holder = session.leader = pid
+        session.folder = os.path.join(self.cfg["scratch"], f"s{uid if uid is not None else pid}")
         for sock, kind in ((z_cell, "cell"), (z_ctl, "ctl")):
             sock.setblocking(False)
             self.by_fd[sock.fileno()] = (session, kind)
@@ -410,33 +428,18 @@ class Zygote:
         return (self.free_uids or not self.privileged) and self.start_failures < 3
 
     def refill_spares(self) -> None:
-        while len(self.spares) < self.cfg["spares"] and self.can_spawn():
+        # Twice the configured number: stateless calls take spares too (each call a session of its own).
+        while len(self.spares) < 2 * self.cfg["spares"] and self.can_spawn():
             self.spare_counter += 1
             self.spares.append(self.spawn(f"spare-{self.spare_counter}", self.cfg["default_limits"]))
-        while len(self.runners) < self.cfg["spares"] and self.can_spawn():
-            self.spare_counter += 1
-            self.add_runner()
-
-    def add_runner(self) -> Session:
-        session = self.spawn(f"runner-{self.spare_counter}", self.cfg["default_limits"], runner=True)
-        self.runners.append(session)
-        self.sessions[session.sid] = session
-        return session
 
     def runner_for(self, rid: str, limits: dict, seed: int) -> Session:
-        """A session to run one stateless call: a warm runner if the limits are the default ones."""
-        if limits != self.cfg["default_limits"]:
-            session = self.open(rid, limits, seed)
-            session.stateless = True
-            return session
-        idle = [r for r in self.runners if r.pending is None]
-        ready = [r for r in idle if r.ready]
-        if ready or idle:
-            session = (ready or idle)[0]
-        else:
-            self.spare_counter += 1
-            session = self.add_runner()
-        self.send_to(session, session.cell, {"op": "seed", "seed": seed})
+        """A session for one stateless call: a warm spare, used once, then reaped whole.
+
+        Never a runner serving call after call: whatever a call leaves (a daemon holding the session's
+        sockets, a stopped holder, an opened folder) would meet the next caller."""
+        session = self.open(rid, limits, seed)
+        session.stateless = True
         return session
 
     def open(self, sid: str, limits: dict, seed: int) -> Session:
@@ -459,23 +462,49 @@ class Zygote:
             self.on_session_lost(session)
 
     def close(self, session: Session) -> None:
+        """End a session from outside: its sockets closed, every process of it killed, its folder removed
+        by the reaper, and its uid free again only after that."""
         if session.closed:
             return
         session.closed = True
+        session.pending = None
         self.sessions.pop(session.sid, None)
-        if session.pending is not None:
-            self.kill_worker(session)
-        try:
-            session.ctl.settimeout(0.1)
-            session.ctl.sendall(framing.encode({"op": "close"}))
-        except OSError:
-            pass  # the holder is gone already, or sees the socket close below: it sweeps either way
+        if session in self.spares:
+            self.spares.remove(session)
+        if session.uid is None:
+            self.kill_session_processes(session)  # no uid to kill by: its process groups, from here
         for sock in (session.cell, session.ctl):
             self.by_fd.pop(sock.fileno(), None)
             self.sel.unregister(sock.fileno())
             sock.close()
-        if session.uid is not None:
-            self.free_uids.append(session.uid)  # the holder sweeps the uid before it exits
+        self.reap_session(session.uid, session.folder)
+
+    def reap_session(self, uid: int | None, folder: str) -> None:
+        if self.reap_jobs >= 0:
+            try:
+                os.write(self.reap_jobs, (json.dumps({"uid": uid, "folder": folder}) + "\n").encode())
+                return
+            except OSError:
+                self.reap_jobs = -1  # the reaper died (only possible without uids): clean up here instead
+        if uid is not None:
+            reaper.kill_uid(uid)
+        reaper.remove(folder)
+        self.on_reaped(uid)
+
+    def on_reaped(self, uid: int | None) -> None:
+        if uid is not None:
+            self.free_uids.append(uid)  # nothing of the session it served is left: it may serve another
+
+    def read_reaper(self) -> None:
+        data = os.read(self.reap_done, 1 << 16)
+        if not data:
+            self.sel.unregister(self.reap_done)
+            self.reap_jobs = -1
+            return
+        self.reap_buf += data
+        *lines, self.reap_buf = self.reap_buf.split(b"\n")
+        for line in lines:
+            self.on_reaped(json.loads(line))
 
     def kill_worker(self, session: Session) -> None:
         """Kill the session's worker (its holder then rolls back), or the next one if not yet known."""
@@ -483,24 +512,34 @@ class Zygote:
             session.kill_next_worker = True
             return
         session.killed.add(session.worker)
-        if not self._kill(session.worker, session.uid):
+        if not self._kill(session, session.worker):
             self.on_session_lost(session)  # all of it was killed: let no one else be routed to it
             return
         session.worker = None
 
-    def _kill(self, pid: int, uid: int | None = None) -> bool:
-        """SIGKILL `pid`; False if the whole session had to be killed instead."""
-        # The pid came from a session's own processes, which run untrusted code. With uids, kill it
-        # only while it runs as that session's uid; if it does not (a forged pid, or one already gone),
-        # end every process of the session instead, so that its real worker cannot run on.
-        if uid is not None and process_uid(pid) != uid:
-            self._kill_uid(uid)
+    def _kill(self, session: Session, pid: int) -> bool:
+        """SIGKILL the session's worker `pid`; False if the whole session had to be killed instead."""
+        # The pid came from a session's own processes, which run untrusted code. Kill it only while it
+        # belongs to the session (its uid; without uids, its holder's process session); if it does not
+        # (a forged pid, or one already gone), end every process of the session instead, so that its
+        # real worker cannot run on.
+        if not self._owned(session, pid):
+            self.kill_session_processes(session)
             return False
         try:
             os.kill(pid, signal.SIGKILL)
-        except (OSError, TypeError, ValueError, OverflowError):
+        except OSError:
             pass
         return True
+
+    @staticmethod
+    def _owned(session: Session, pid: int) -> bool:
+        if session.uid is not None:
+            return process_uid(pid) == session.uid
+        try:
+            return session.leader is not None and os.getsid(pid) == session.leader
+        except OSError:
+            return False
 
     def _kill_uid(self, uid: int) -> None:
         for name in os.listdir("/proc"):
@@ -517,6 +556,8 @@ class Zygote:
             self.answer(message["rid"], rejected("a cell is already running in this session"))
             return
         timeout_ms = message["timeout_ms"]
+        session.frames = 0
+        session.recent_rids.append(message["rid"])
         session.pending = {
             "rid": message["rid"],
             "started": time.monotonic(),
@@ -537,21 +578,19 @@ class Zygote:
     def answer(self, rid: str, result: dict) -> None:
         self.send({"rid": rid, "result": result})
 
-    def on_result(self, session: Session, frame: dict) -> None:
+    def on_result(self, session: Session, frame: object) -> None:
+        rid, result = protocol.check_cell_frame(frame)
         pending = session.pending
-        if pending is None or frame.get("rid") != pending["rid"]:
-            return  # late or forged: the caller already has its answer
+        if pending is None or rid != pending["rid"]:
+            if rid in session.recent_rids:
+                return  # the answer of a cell that was killed as it finished: its caller has its answer
+            raise protocol.Violation("a result for no request of this session")
         session.pending = None
-        result = frame["result"]
-        if not isinstance(result, dict) or result.get("status") not in ALL_STATUSES:
-            result = {"status": "CRASHED", "message": "the cell sent a malformed result"}
         committed = result["status"] in COMMITTING
-        result["state_rolled_back"] = not committed and not (session.stateless or session.runner)
+        result["state_rolled_back"] = not committed and not session.stateless
         self.answer(pending["rid"], result)
         if session.stateless:
-            self.close(session)  # the holder sweeps the worker: nothing to keep, nothing to fork
-        elif session.runner:
-            self.kill_worker(session)  # its holder sweeps, wipes the folder and forks a pristine worker
+            self.close(session)  # nothing to keep: the whole session is reaped
         elif committed:
             session.worker = None  # it becomes the holder; its successor's pid comes in a "worker" event
             self.send_to(session, session.cell, {"op": "commit"})
@@ -564,7 +603,7 @@ class Zygote:
             return
         session.pending = None
         result = died_result(status, pending)
-        result["state_rolled_back"] = not session.runner
+        result["state_rolled_back"] = not session.stateless
         self.answer(pending["rid"], result)
         if session.stateless:
             self.close(session)
@@ -588,7 +627,7 @@ class Zygote:
                     "status": "TIMEOUT",
                     "message": f"the cell ran past its {pending['timeout_ms']} ms limit and was killed",
                     "wall_ms": (now - pending["started"]) * 1000.0,
-                    "state_rolled_back": not session.runner,
+                    "state_rolled_back": not session.stateless,
                 },
             )
             if session.stateless:
@@ -616,11 +655,15 @@ class Zygote:
         elif op == "cancel":  # the caller of a stateless call went away
             self.cancel(message["rid"])
 
-    def on_session_frame(self, session: Session, kind: str, frame: dict) -> None:
+    def on_session_frame(self, session: Session, kind: str, frame: object) -> None:
+        session.frames += 1
+        if session.frames > protocol.MAX_FRAMES_PER_CELL:
+            raise protocol.Violation(f"more than {protocol.MAX_FRAMES_PER_CELL} frames for one cell")
         if kind == "cell":
             self.on_result(session, frame)
             return
-        event = frame.get("event")
+        frame = protocol.check_event(frame)
+        event = frame["event"]
         if event == "worker":
             session.worker = frame["pid"]
             session.holder = frame["holder"]
@@ -637,7 +680,7 @@ class Zygote:
             self.start_failures += 1
             if not getattr(session, "failure_logged", False):  # a cell can write this frame too: log it once
                 session.failure_logged = True
-                error = str(frame.get("error"))[:500]
+                error = frame["error"][:500]
                 self.send({"event": "log", "message": f"session {session.sid} failed: {error}"})
 
     def read_session(self, fd: int) -> None:
@@ -645,7 +688,7 @@ class Zygote:
         sock = session.cell if kind == "cell" else session.ctl
         buf = session.cell_buf if kind == "cell" else session.ctl_buf
         try:
-            data = sock.recv(1 << 20)
+            data = sock.recv(1 << 20 if kind == "cell" else 4 * protocol.MAX_EVENT_FRAME)
         except BlockingIOError:
             return
         except OSError:
@@ -653,31 +696,44 @@ class Zygote:
         if not data:  # the session's processes are all gone
             self.on_session_lost(session)
             return
+        # The worker runs the cell's code, which can write anything to these sockets: whatever it sends
+        # (too long, undecodable, off the schema, out of turn, too many) ends that session alone, never
+        # the zygote and its other sessions. Nothing raised while handling a session escapes this loop.
         try:
-            frames = buf.feed(data)
-        except framing.FrameError:
-            self.on_session_lost(session)
-            return
-        for frame in frames:
-            if session.closed:
-                return
-            try:
+            for frame in buf.feed(data):
+                if session.closed:
+                    return
                 self.on_session_frame(session, kind, frame)
-            except (KeyError, TypeError, ValueError, AttributeError):
-                # The worker runs the cell's code, which can write any frame to these sockets: one
-                # malformed frame loses that session only, never the zygote and its other sessions.
-                self.on_session_lost(session)
-                return
+        except protocol.Violation as exc:
+            self.on_violation(session, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a bug here must still cost one session, not all of them
+            self.on_violation(session, f"internal error {type(exc).__name__}")
 
-    def on_session_lost(self, session: Session) -> None:
+    def on_violation(self, session: Session, reason: str) -> None:
+        """A session broke the protocol: kill every process of it, answer its caller, forget it."""
+        if session.closed:
+            return
+        self.kill_session_processes(session)
+        self.on_session_lost(session, f"the session broke the sandbox protocol ({reason[:200]}) and was ended")
+
+    def kill_session_processes(self, session: Session) -> None:
+        """SIGKILL everything of the session from here, whatever its holder does (stopped, dead, lying)."""
+        if session.uid is not None:
+            self._kill_uid(session.uid)
+            return
+        for pid in (session.worker, session.holder):  # no uid of its own: its process groups
+            if pid is not None and self._owned(session, pid):
+                for kill in (os.killpg, os.kill):
+                    try:
+                        kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+
+    def on_session_lost(self, session: Session, reason: str = "the session's processes died") -> None:
         pending = session.pending
         session.pending = None
         if pending is not None:
-            self.answer(pending["rid"], {"status": "CRASHED", "message": "the session's processes died",
-                                         "state_rolled_back": True})
-        for pool in (self.spares, self.runners):
-            if session in pool:
-                pool.remove(session)
+            self.answer(pending["rid"], {"status": "CRASHED", "message": reason, "state_rolled_back": True})
         self.close(session)
 
     def reap(self) -> None:
@@ -706,13 +762,14 @@ class Zygote:
                         self.on_server(message)
                 elif fd in self.by_fd:
                     self.read_session(fd)
+                elif fd == self.reap_done:
+                    self.read_reaper()
             # Forking a spare takes a core for a few ms: never while a cell waits for its answer.
             if not any(session.pending for session in self.sessions.values()):
                 self.refill_spares()
 
 
 RUN_FIELDS = ("rid", "code", "display", "max_output_bytes", "cell_index")
-ALL_STATUSES = ("OK", "ERROR", "TIMEOUT", "MEMORY_EXCEEDED", "OUTPUT_LIMIT_EXCEEDED", "CRASHED", "REJECTED")
 
 
 def rejected(reason: str) -> dict:
@@ -749,6 +806,35 @@ def process_uid(pid: object) -> int | None:
     return None
 
 
+def start_reaper() -> tuple[int, int]:
+    """Fork the reaper; return (where to write jobs, where its answers come)."""
+    jobs_r, jobs_w = os.pipe2(os.O_CLOEXEC)
+    done_r, done_w = os.pipe2(os.O_CLOEXEC)
+    if os.fork() == 0:
+        try:
+            reaper.serve(jobs_r, done_w)
+        finally:
+            os._exit(0)
+    os.close(jobs_r)
+    os.close(done_w)
+    os.set_blocking(done_r, False)
+    return jobs_w, done_r
+
+
+def probe_namespaces(cfg: dict) -> list[str]:
+    """The namespaces each session can have of its own here: IPC, and the network where the jail's is
+    empty anyway (nsjail). Tried once in a child; none when we may not switch uids or unshare."""
+    if not (cfg["uid_count"] > 0 and os.geteuid() == 0):
+        return []
+    wanted = list(cfg.get("session_namespaces", ("ipc",)))
+    flags = CLONE_NEWIPC | (CLONE_NEWNET if "net" in wanted else 0)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if LIBC.unshare(flags) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    return wanted if status == 0 else []
+
+
 def _close_quietly(fd: int) -> None:
     try:
         os.close(fd)
@@ -766,17 +852,21 @@ def main() -> None:
     os.set_inheritable(server_in, False)
     os.set_inheritable(server_out, False)
     cfg = framing.read_frame(server_in)
-    if cfg is None:
-        return
+    if not isinstance(cfg, dict) or cfg.get("version") != protocol.VERSION:
+        return  # not our server, or another version of it: the server sees us exit before the hello
     prctl(PR_SET_DUMPABLE, 0)
     prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphaned holders come back to us to be reaped
+    reaper_fds = start_reaper()  # before the warm-up: a small process, cheap to fork from
+    cfg["namespaces"] = probe_namespaces(cfg)
     versions = warm_up(cfg["preload"])
-    zygote = Zygote(cfg, server_in, server_out)
+    zygote = Zygote(cfg, server_in, server_out, reaper_fds)
     zygote.send(
         {
             "event": "ready",
             "pid": os.getpid(),
             "privileged": zygote.privileged,
+            "version": protocol.VERSION,
+            "namespaces": cfg["namespaces"],
             "python": sys.version.split()[0],
             "versions": versions,
         }

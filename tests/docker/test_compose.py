@@ -8,7 +8,8 @@ from dataclasses import fields
 
 import pytest
 
-from .conftest import ROOT
+from inference.assembly import Settings, load_settings
+from tests.docker.conftest import ROOT
 
 SOLVERS = ("solver", "solver-cpu")
 SERVERS = ("vllm", "vllm-cpu")
@@ -41,7 +42,7 @@ def test_solver_command_uses_only_options_the_cli_has(compose, service):
     argv = compose["services"][service]["command"]
     assert argv[0] == "eval"
     params = eval_params()
-    settings = {f.name for f in fields(__import__("inference.cli", fromlist=["Settings"]).Settings)}
+    settings = {f.name for f in fields(Settings)}
     used = options(argv)
     assert used, "the solver's command names no option"
     for name in used:
@@ -50,15 +51,13 @@ def test_solver_command_uses_only_options_the_cli_has(compose, service):
         # Each option feeds a Settings field (or is one of eval's own: --config, --synthetic).
         assert dest in settings or dest in ("config", "synthetic", "total", "expected"), (name, dest)
     assert used["--engine"] == "http://llm:8000/v1"
-    assert used["--sandbox"] == "sandbox:50071"
+    assert used["--sandbox"] == "dns:///sandbox:50071"  # every replica of the service (tests/scale)
     assert argv[1] == "/data/problems.csv"
     mounts = [v.split(":")[1] for v in compose["services"][service]["volumes"] if ":" in v]
     assert "/data/problems.csv" in mounts and "/config/solver.toml" in mounts and "/results" in mounts
 
 
 def test_solver_config_file_is_valid_settings():
-    from inference.cli import Settings, load_settings
-
     path = ROOT / "docker" / "solver.toml"
     keys = set(tomllib.loads(path.read_text()))
     assert keys <= {f.name for f in fields(Settings)}

@@ -8,6 +8,7 @@ tokenized by a real tokenizer, cut at stop strings and stop tokens exactly as vL
 from __future__ import annotations
 
 from inference.engine import Generation, GenerationRequest
+from inference.sample import sample_and_turn
 
 
 class ReplayEngine:
@@ -22,7 +23,7 @@ class ReplayEngine:
 
     async def generate(self, request: GenerationRequest) -> Generation:
         self.requests.append(request)
-        sample, turn = _indices(request.request_id)
+        sample, turn = sample_and_turn(request.request_id)
         raw = self.tokenizer.encode(self.scripts[sample][turn])
         ids, text, reason, stop = self._cut(raw, request)
         return Generation(token_ids=ids, text=text, finish_reason=reason, stop_reason=stop,
@@ -30,7 +31,11 @@ class ReplayEngine:
 
     def _cut(self, raw: list[int], request: GenerationRequest):
         """Stop where vLLM would: after a stop token (kept), or at a stop string (text cut at its end, but
-        the token that completed it kept whole, overshoot and all)."""
+        the token that completed it kept whole, overshoot and all), else after `max_tokens` tokens (or at
+        the model's length) with finish reason "length" and no stop reason. A stop token or string on the
+        last allowed token is still "stop": vLLM checks stops before length. The script's end is the
+        model's end of sequence: "stop", no stop reason."""
+        limit = min(request.max_tokens, self.max_model_len - len(request.prompt_ids))
         for i, token in enumerate(raw):
             if token in request.stop_token_ids:
                 ids = raw[: i + 1]
@@ -40,6 +45,8 @@ class ReplayEngine:
                 at = text.find(stop)
                 if at >= 0:
                     return raw[: i + 1], text[: at + len(stop)], "stop", stop
+            if i + 1 >= limit:
+                return raw[: i + 1], text, "length", None
         return raw, self.tokenizer.decode(raw), "stop", None
 
     async def abort(self, request_ids: list[str]) -> None:
@@ -47,11 +54,6 @@ class ReplayEngine:
 
     async def close(self) -> None:
         pass
-
-
-def _indices(request_id: str) -> tuple[int, int]:
-    *_, sample, turn = request_id.split("-")
-    return int(sample[1:]), int(turn[1:])
 
 
 class HarmonyTokenizer:

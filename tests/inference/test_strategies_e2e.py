@@ -9,6 +9,7 @@ verifier, loaded through vLLM's reward-model path, scores every sample, and the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ INVENTED = [generate(EVAL_SEED, 71)[i] for i in (21, 70)]
 
 
 def mixed(engine, dialect, sampling: SamplingConfig, no_tool_weight: float = 3.0, shares=(0.5, 0.5)) -> list[Source]:
-    no_tool = SamplingConfig(**{**sampling.__dict__, "tools": False})
+    no_tool = replace(sampling, tools=False)
     return [Source("tir", engine, dialect, sampling, share=shares[0]),
             Source("no-tool", engine, dialect, no_tool, share=shares[1], weight=no_tool_weight)]
 

