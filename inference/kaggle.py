@@ -89,13 +89,22 @@ class KagglePredictor:
 
     def configure(self, settings: Settings | None = None, budget: BudgetConfig | None = None,
                   **overrides) -> KagglePredictor:
-        """New settings (any `aimo` option: model, samples, agree, ...) and budget, before the first problem.
+        """New settings (any `aimo` option: model, samples, agree, preset, ...) and budget, before the first
+        problem. A preset brings its own values (and its time budget) beneath the ones given.
 
         The budget's clock keeps running from when the predictor was made: the notebook's 5 hours do not
         restart when the settings change."""
         if self._solver is not None:
             raise RuntimeError("the model is loaded: configure the predictor before the first problem")
+        if overrides.get("preset"):  # a whole pipeline: its values beneath the ones given, as `aimo` does
+            from .recipes import settings_defaults
+
+            overrides = {**settings_defaults(overrides["preset"]), **overrides}
         self.settings = replace(settings or self.settings, **overrides)
+        if budget is None and self.settings.preset:
+            from .recipes import recipe_budget
+
+            budget = recipe_budget(self.settings, self.settings.problems or BudgetConfig().problems)
         config = budget or replace(self.budget.config, max_samples=self.settings.samples)
         self.budget = TimeBudget(config)
         self.budget.deadline = self.made_at + config.total_s

@@ -96,7 +96,11 @@ def build_notebook(model: str, *, wheelhouse: str = DEFAULT_WHEELHOUSE, test_csv
                          "language_info": {"name": "python"}}}
 
 
-def write_notebook(path: str | Path, model: str, **options: Any) -> Path:
+def write_notebook(path: str | Path, model: str, *, wheelhouse: str = DEFAULT_WHEELHOUSE,
+                   test_csv: str = COMPETITION_PATH, budget: dict[str, Any] | None = None,
+                   **settings: Any) -> Path:
+    """`build_notebook` written to `path`; the keyword arguments past the named ones are `aimo` options."""
+    options = {"wheelhouse": wheelhouse, "test_csv": test_csv, "settings": settings, "budget": budget}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(build_notebook(model, **options), indent=1) + "\n")

@@ -111,3 +111,13 @@ def test_the_budget_clock_runs_from_when_the_predictor_was_made():
     made = predictor.made_at
     predictor.configure(budget=BudgetConfig(total_s=100, problems=2))
     assert predictor.budget.deadline == pytest.approx(made + 100)
+
+
+def test_a_preset_brings_its_values_and_budget_beneath_the_given_ones():
+    from inference.recipes import recipe_budget, recipe_for
+
+    recipe = recipe_for("aimo3-gpt-oss")
+    predictor = kaggle.KagglePredictor().configure(preset="aimo3-gpt-oss", model="/kaggle/input/m", samples=6)
+    assert predictor.settings.samples == 6 and predictor.settings.agree == recipe.agree  # given, then the preset's
+    assert predictor.settings.max_tool_calls == recipe.max_tool_calls and predictor.settings.sandbox == "local"
+    assert predictor.budget.config == recipe_budget(predictor.settings, 50)

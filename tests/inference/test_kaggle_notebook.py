@@ -10,7 +10,9 @@ from pathlib import Path
 import nbformat
 import polars as pl
 from nbclient import NotebookClient
+from typer.testing import CliRunner
 
+from inference.cli import app
 from inference.kaggle_notebook import DEFAULT_WHEELHOUSE, build_notebook, install_args, write_notebook
 from inference.problems import synthetic_problems
 from tests.inference.conftest import KAGGLE_DOUBLE as DOUBLE
@@ -38,7 +40,7 @@ def test_the_notebook_answers_ten_problems_through_the_gateway(tmp_path, monkeyp
     csv = tmp_path / "test.csv"
     pl.DataFrame({"id": [p.id for p in problems], "problem": [p.problem for p in problems]}).write_csv(csv)
     path = write_notebook(tmp_path / "submission.ipynb", str(MODEL), test_csv=str(csv),
-                          settings={"samples": 2, "agree": 2}, budget={"total_s": 1800, "problems": 10})
+                          samples=2, agree=2, budget={"total_s": 1800, "problems": 10})
     # The kernel is this venv's Python; it imports this checkout's code and, as `kaggle_evaluation`, the double.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(DOUBLE), str(ROOT)]))
     monkeypatch.setenv("KAGGLE_DOUBLE_OUT", str(tmp_path))
@@ -58,3 +60,15 @@ def test_the_notebook_answers_ten_problems_through_the_gateway(tmp_path, monkeyp
     truth = {p.id: p.answer for p in problems}
     right = sum(answer == truth[ident] for ident, answer in submission.iter_rows())
     assert right >= 5, log[-3000:]  # the model answered them, not the fallback (it solves most of its kind)
+
+
+def test_aimo_kaggle_notebook_writes_the_notebook(tmp_path):
+    out = tmp_path / "submission.ipynb"
+    done = CliRunner().invoke(app, ["kaggle-notebook", "--model", "/kaggle/input/m", "--out", str(out), "--preset",
+                                    "aimo3-gpt-oss", "--samples", "6", "--wheelhouse", "/kaggle/input/w/wheelhouse"])
+    assert done.exit_code == 0, done.output
+    notebook = nbformat.read(out, as_version=4)
+    nbformat.validate(notebook)
+    install, settings, _ = (cell.source for cell in notebook.cells if cell.cell_type == "code")
+    assert '"--find-links", "/kaggle/input/w/wheelhouse"' in install
+    assert "preset='aimo3-gpt-oss'" in settings and "samples=6" in settings and "agree=" not in settings
