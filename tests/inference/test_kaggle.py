@@ -121,3 +121,19 @@ def test_a_preset_brings_its_values_and_budget_beneath_the_given_ones():
     assert predictor.settings.samples == 6 and predictor.settings.agree == recipe.agree  # given, then the preset's
     assert predictor.settings.max_tool_calls == recipe.max_tool_calls and predictor.settings.sandbox == "local"
     assert predictor.budget.config == recipe_budget(predictor.settings, 50)
+
+
+@pytest.mark.parametrize("bad", [100_000, -1, 3.5, True, None])
+def test_a_solver_answer_outside_the_range_is_replaced_and_logged(bad, monkeypatch, caplog):
+    predictor = kaggle.KagglePredictor(model=str(MODEL))
+
+    async def faulty_solve(problem, seconds, samples):  # a deliberate fault: the solver never answers so
+        return bad
+
+    monkeypatch.setattr(predictor, "_solve", faulty_solve)
+    try:
+        with caplog.at_level(logging.WARNING, logger="aimo.kaggle"):
+            assert one_row(predictor.predict("r1", "What is 1 + 1?")) == 0
+    finally:
+        predictor.close()
+    assert "not an integer in 0..99999" in caplog.text
