@@ -51,7 +51,8 @@ def _scalar(value) -> object:
 
 def _row_id(id_) -> str | int:
     ident = _scalar(id_)
-    if isinstance(ident, str | int) and not isinstance(ident, bool):
+    if isinstance(ident, str) or (isinstance(ident, int) and not isinstance(ident, bool)
+                                  and -(2**63) <= ident < 2**63):  # an integer id stays one, if Int64 holds it
         return ident
     log.warning("an id of type %s (%r): answering under its text", type(ident).__name__, ident)
     return str(ident)

@@ -75,6 +75,7 @@ def test_a_problem_that_is_not_text_is_solved_as_its_text(tiny_predictor, caplog
     (pl.DataFrame({"id": ["f1"]}), "f1"),
     (pl.Series("id", [1.5]), "1.5"),           # any other type: its text, and a warning
     (None, "None"),
+    (2**70, str(2**70)),                       # an integer too large for the answer frame's Int64
 ])
 def test_an_id_of_another_type_still_gets_its_row(id_, kept, caplog):
     predictor = kaggle.KagglePredictor(model=str(MODEL))
