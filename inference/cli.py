@@ -6,6 +6,7 @@
     aimo eval set.csv --model gpt-oss-120b --preset aimo3-gpt-oss   # the AIMO3 winners' pipeline
     aimo lab runs/first --samples 4,8,16 --agree 2,3,4 --total-s 3600   # replay the traces under other policies
     aimo export-sft runs/first --out sft.jsonl   # the right samples as fine-tuning data
+    aimo kaggle-notebook --model /kaggle/input/m --out submission.ipynb   # the Kaggle submission
     aimo sandbox --isolation nsjail     # the gRPC sandbox service (same flags as python -m sandbox_service)
     aimo sandbox mcp|http --sandbox H:P # its MCP server / SandboxFusion and NeMo-Skills HTTP drop-ins
 
@@ -213,6 +214,23 @@ def export_sft_command(
         raise typer.Exit(2) from None
     typer.echo(f"{stats.kept} records from {stats.right} right of {stats.samples} finished samples "
                f"({stats.problems_kept} of {stats.problems} graded problems): {out}")
+
+
+@app.command("kaggle-notebook")
+def kaggle_notebook_command(
+    model: str = typer.Option(..., help="the model folder as the notebook sees it (/kaggle/input/...)"),
+    out: Path = typer.Option(Path("submission.ipynb"), help="the notebook to write"),
+    wheelhouse: str = typer.Option(None, help="where the wheelhouse dataset is mounted (default: "
+                                              "/kaggle/input/aimo-tir-wheels/wheelhouse)"),
+    preset: str = PRESET,
+    samples: int = typer.Option(None, help="samples per problem"),
+    agree: int = typer.Option(None, help="stop a problem once this many samples agree"),
+) -> None:
+    """Write the Kaggle submission notebook: offline install, settings, serve (docs/kaggle.md)."""
+    from .kaggle_notebook import write_notebook
+
+    given = {"preset": preset, "samples": samples, "agree": agree, "wheelhouse": wheelhouse}
+    typer.echo(f"notebook: {write_notebook(out, model, **{k: v for k, v in given.items() if v is not None})}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

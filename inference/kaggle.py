@@ -51,7 +51,8 @@ def _scalar(value) -> object:
 
 def _row_id(id_) -> str | int:
     ident = _scalar(id_)
-    if isinstance(ident, str | int) and not isinstance(ident, bool):
+    if isinstance(ident, str) or (isinstance(ident, int) and not isinstance(ident, bool)
+                                  and -(2**63) <= ident < 2**63):  # an integer id stays one, if Int64 holds it
         return ident
     log.warning("an id of type %s (%r): answering under its text", type(ident).__name__, ident)
     return str(ident)
@@ -77,7 +78,7 @@ class KagglePredictor:
     """The solver behind `predict`, built on the first problem; `configure` it before serving."""
 
     def __init__(self, settings: Settings | None = None, budget: BudgetConfig | None = None, **overrides) -> None:
-        self._made = time.monotonic()
+        self.made_at = time.monotonic()  # the budget's clock starts here
         self._thread: LoopThread | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._solver = None
@@ -89,20 +90,34 @@ class KagglePredictor:
 
     def configure(self, settings: Settings | None = None, budget: BudgetConfig | None = None,
                   **overrides) -> KagglePredictor:
-        """New settings (any `aimo` option: model, samples, agree, ...) and budget, before the first problem.
+        """New settings (any `aimo` option: model, samples, agree, preset, ...) and budget, before the first
+        problem. A preset brings its own values (and its time budget) beneath the ones given.
 
         The budget's clock keeps running from when the predictor was made: the notebook's 5 hours do not
         restart when the settings change."""
         if self._solver is not None:
             raise RuntimeError("the model is loaded: configure the predictor before the first problem")
+        if overrides.get("preset"):  # a whole pipeline: its values beneath the ones given, as `aimo` does
+            from .recipes import settings_defaults
+
+            overrides = {**settings_defaults(overrides["preset"]), **overrides}
         self.settings = replace(settings or self.settings, **overrides)
+        if budget is None and self.settings.preset:
+            from .recipes import recipe_budget
+
+            budget = recipe_budget(self.settings, self.settings.problems or BudgetConfig().problems)
         config = budget or replace(self.budget.config, max_samples=self.settings.samples)
         self.budget = TimeBudget(config)
-        self.budget.deadline = self._made + config.total_s
+        self.budget.deadline = self.made_at + config.total_s
         self._load_error = None
         if problem := _model_problem(self.settings.model):
             log.error("%s: every problem will be answered %d", problem, FALLBACK_ANSWER)
         return self
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model and sandbox are up (after the first problem that needed them)."""
+        return self._solver is not None
 
     async def _ensure_solver(self):
         if self._solver is None:

@@ -32,10 +32,10 @@ def test_serve_hands_the_gateway_the_module_predict(tiny_predictor, tmp_path, mo
     problems = synthetic_problems(4, seed=9090)
     csv = tmp_path / "test.csv"
     pl.DataFrame({"id": [p.id for p in problems], "problem": [p.problem for p in problems]}).write_csv(csv)
-    assert tiny_predictor._solver is None  # nothing loaded until the first call: the server starts fast
+    assert not tiny_predictor.loaded  # nothing loaded until the first call: the server starts fast
     kaggle.serve(test_csv=str(csv))
     submission = score_submission(tmp_path / "submission.parquet", csv)
-    assert submission.height == 4 and tiny_predictor._solver is not None
+    assert submission.height == 4 and tiny_predictor.loaded
     assert tiny_predictor.budget.done == 4
     right = sum(int(a) == p.answer for a, p in zip(submission.sort("id")["answer"],
                                                     sorted(problems, key=lambda p: p.id), strict=True))
@@ -59,7 +59,7 @@ def test_an_empty_or_missing_problem_is_answered_without_the_model(problem, why,
     predictor = kaggle.KagglePredictor(model=str(MODEL))
     with caplog.at_level(logging.WARNING, logger="aimo.kaggle"):
         assert one_row(predictor.predict(pl.Series("id", ["e1"]), problem)) == 0
-    assert why in caplog.text and predictor._solver is None
+    assert why in caplog.text and not predictor.loaded
 
 
 def test_a_problem_that_is_not_text_is_solved_as_its_text(tiny_predictor, caplog):
@@ -75,6 +75,7 @@ def test_a_problem_that_is_not_text_is_solved_as_its_text(tiny_predictor, caplog
     (pl.DataFrame({"id": ["f1"]}), "f1"),
     (pl.Series("id", [1.5]), "1.5"),           # any other type: its text, and a warning
     (None, "None"),
+    (2**70, str(2**70)),                       # an integer too large for the answer frame's Int64
 ])
 def test_an_id_of_another_type_still_gets_its_row(id_, kept, caplog):
     predictor = kaggle.KagglePredictor(model=str(MODEL))
@@ -100,7 +101,7 @@ def test_a_model_that_does_not_exist_answers_every_call_and_says_why(caplog):
 
 
 def test_configure_is_refused_once_the_model_is_loaded(tiny_predictor):
-    if tiny_predictor._solver is None:
+    if not tiny_predictor.loaded:
         tiny_predictor.predict("warm", "What is 1 + 1?")
     with pytest.raises(RuntimeError, match="before the first problem"):
         tiny_predictor.configure(samples=8)
@@ -108,6 +109,32 @@ def test_configure_is_refused_once_the_model_is_loaded(tiny_predictor):
 
 def test_the_budget_clock_runs_from_when_the_predictor_was_made():
     predictor = kaggle.KagglePredictor()
-    made = predictor._made
+    made = predictor.made_at
     predictor.configure(budget=BudgetConfig(total_s=100, problems=2))
     assert predictor.budget.deadline == pytest.approx(made + 100)
+
+
+def test_a_preset_brings_its_values_and_budget_beneath_the_given_ones():
+    from inference.recipes import recipe_budget, recipe_for
+
+    recipe = recipe_for("aimo3-gpt-oss")
+    predictor = kaggle.KagglePredictor().configure(preset="aimo3-gpt-oss", model="/kaggle/input/m", samples=6)
+    assert predictor.settings.samples == 6 and predictor.settings.agree == recipe.agree  # given, then the preset's
+    assert predictor.settings.max_tool_calls == recipe.max_tool_calls and predictor.settings.sandbox == "local"
+    assert predictor.budget.config == recipe_budget(predictor.settings, 50)
+
+
+@pytest.mark.parametrize("bad", [100_000, -1, 3.5, True, None])
+def test_a_solver_answer_outside_the_range_is_replaced_and_logged(bad, monkeypatch, caplog):
+    predictor = kaggle.KagglePredictor(model=str(MODEL))
+
+    async def faulty_solve(problem, seconds, samples):  # a deliberate fault: the solver never answers so
+        return bad
+
+    monkeypatch.setattr(predictor, "_solve", faulty_solve)
+    try:
+        with caplog.at_level(logging.WARNING, logger="aimo.kaggle"):
+            assert one_row(predictor.predict("r1", "What is 1 + 1?")) == 0
+    finally:
+        predictor.close()
+    assert "not an integer in 0..99999" in caplog.text

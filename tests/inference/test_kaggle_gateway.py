@@ -145,7 +145,8 @@ def test_the_rerun_serves_the_module_predict_to_a_gateway_in_another_process(tmp
     sends every row, writes the submission. The model is missing here, so every answer is the fallback."""
     csv = write_test_csv(tmp_path / "test.csv", n=4)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(DOUBLE), str(ROOT)]), "KAGGLE_IS_COMPETITION_RERUN": "1",
-           "KAGGLE_DOUBLE_PORT_FILE": str(tmp_path / "port"), "KAGGLE_DOUBLE_OUT": str(tmp_path)}
+           "KAGGLE_DOUBLE_PORT_FILE": str(tmp_path / "port"), "KAGGLE_DOUBLE_OUT": str(tmp_path),
+           "KAGGLE_DOUBLE_STARTUP_LIMIT_S": "90"}  # a notebook that never serves fails in 90 s, not 15 minutes
     notebook = subprocess.Popen([sys.executable, "-c", "from inference import kaggle\n"
                                  "kaggle.predictor.configure(model='/nonexistent/model')\nkaggle.serve()"],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
