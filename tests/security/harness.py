@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ class Target:
     victim_pid: int = 0  # the control session's holder, as cells see pids
     idle_processes: int = 0  # session processes of this server when nothing runs
     blocks: set[int] = field(default_factory=set)  # this server's uid blocks
+    zygote_pids: set[int] = field(default_factory=set)  # the zygotes as started: an attack may not replace one
+    contained: bool = True  # False from the start of an attack until its check_contained passes
+    old_folders: set[str] = field(default_factory=set)  # left before this attack began: not its doing
 
     @classmethod
     def start(cls, mode: str) -> Target:
@@ -61,6 +65,7 @@ class Target:
         target.victim_dir = result.stdout.strip()
         target.refresh_victim_pid()
         target.idle_processes = target.wait_idle()
+        target.zygote_pids = {z.pid for z in target.zygotes()}
         return target
 
     def stop(self) -> None:
@@ -101,6 +106,12 @@ class Target:
                 continue
         return out
 
+    def jailed_zygotes(self) -> list[psutil.Process]:
+        """The zygote interpreters themselves (in nsjail mode, the child of each nsjail process)."""
+        if self.mode != "nsjail":
+            return self.zygotes()
+        return [child for zygote in self.zygotes() for child in zygote.children()]
+
     def session_processes(self) -> list[psutil.Process]:
         """Live (non-zombie) processes under the zygotes: the sessions' holders, workers and strays."""
         out = []
@@ -140,9 +151,12 @@ class Target:
         problems = []
         inside = {p.pid for p in self.session_processes()}
         by_uid: dict[int, list[int]] = {}
-        for proc in psutil.process_iter(["pid", "uids", "cmdline", "status"]):
+        for proc in psutil.process_iter(["pid", "uids", "cmdline", "status"], ad_value=_DENIED):
             info = proc.info
-            if info["status"] == psutil.STATUS_ZOMBIE or info["uids"] is None:
+            if info["status"] == psutil.STATUS_ZOMBIE:  # dead (its command line is gone with it)
+                continue
+            if _DENIED in info.values():  # a process this check cannot see into could be anything
+                problems.append(f"process {info['pid']} cannot be inspected (access denied): {info}")
                 continue
             if marker in " ".join(info["cmdline"] or ()):
                 problems.append(f"process {info['pid']} with the attack's marker survives: {info['cmdline']}")
@@ -151,6 +165,8 @@ class Target:
                 if info["pid"] not in inside:
                     problems.append(f"process {info['pid']} of sandbox uid {uid} escaped the server's tree")
                 by_uid.setdefault(uid, []).append(info["pid"])
+        # The control session and the spares are always there: a scan that found no session uid saw nothing.
+        assert by_uid, f"no process of this server's session uids (blocks {sorted(self.blocks)}) was found"
         for uid, pids in by_uid.items():
             if len(pids) > 2:
                 problems.append(f"uid {uid} has {len(pids)} processes (a holder and a worker at most): {pids}")
@@ -166,7 +182,9 @@ class Target:
         roots = []
         for zygote in self.zygotes():
             if self.mode == "nsjail":
-                roots.append(Path(f"/proc/{zygote.pid}/root/tmp"))
+                # `zygote` is the nsjail process (its command line names zygote.py); the jail's /tmp is
+                # seen through its child's root: the jailed zygote's, not nsjail's own (the host's /tmp).
+                roots += [Path(f"/proc/{child.pid}/root/tmp") for child in zygote.children()]
             else:
                 for child in zygote.children():
                     try:
@@ -177,12 +195,75 @@ class Target:
         return roots
 
     def file_problems(self, marker: str) -> list[str]:
+        """Files of the attack left in the scratch area. The walk must reach every zygote's scratch root
+        and see the control session's folder in it: a walk that could not read a folder, or found
+        nothing, proves nothing and fails instead."""
         problems = []
-        for root in self.scratch_roots():
-            for folder, dirs, files in os.walk(root):
+        roots = self.scratch_roots()
+        assert roots, "no scratch folder to walk: no zygote, or none with a session"
+        victim = os.path.basename(self.victim_dir)
+        seen_victim = False
+        for root in roots:
+            walked = 0
+            for folder, dirs, files in os.walk(root, onerror=_raise):
+                walked += 1
+                seen_victim |= victim in dirs and os.path.samefile(folder, root)
                 for name in dirs + files:
                     if marker in name:
                         problems.append(f"{folder}/{name} is left over")
+            assert walked, f"walked nothing under {root}"
+        assert seen_victim, f"the control session's folder {victim} is in none of {roots}: the walk missed it"
+        return problems
+
+    # -- IPC objects, session folders, shared memory (issue 29) -------------------------------------
+
+    def owns_uid(self, uid: int) -> bool:
+        return UID_ORIGIN <= uid and (uid - UID_ORIGIN) // UID_BLOCK in self.blocks
+
+    def ipc_objects(self) -> list[str]:
+        """SysV shared memory, queues and semaphores owned or made by this server's session uids, as
+        the host sees them: in the host's IPC namespace (rlimit) or in each zygote's (nsjail)."""
+        found = []
+        for kind in ("shm", "msg", "sem"):
+            for table in self._sysvipc_tables(kind):
+                lines = table.splitlines()
+                header = lines[0].split()
+                for line in lines[1:]:
+                    row = dict(zip(header, line.split(), strict=False))
+                    if any(self.owns_uid(int(row[k])) for k in ("uid", "cuid") if k in row):
+                        found.append(f"SysV {kind} id {row.get(header[1])} key {row.get('key')} of uid "
+                                     f"{row.get('cuid')}, mode {int(row.get('perms', '0')):o}, "
+                                     f"{row.get('size', '?')} bytes")
+        return found
+
+    def _sysvipc_tables(self, kind: str) -> list[str]:
+        if self.mode != "nsjail":
+            return [Path(f"/proc/sysvipc/{kind}").read_text()]
+        tables = []
+        for zygote in self.zygotes():
+            # /proc/sysvipc shows the reader's IPC namespace: read it from inside the zygote's.
+            out = subprocess.run(["nsenter", "-t", str(zygote.pid), "-i", "cat", f"/proc/sysvipc/{kind}"],
+                                 capture_output=True, text=True, timeout=10)
+            assert out.returncode == 0, f"cannot read zygote {zygote.pid}'s IPC namespace: {out.stderr}"
+            tables.append(out.stdout)
+        return tables
+
+    def folder_problems(self) -> list[str]:
+        """Session folders in the scratch area that belong to no live session process."""
+        live = set()
+        for proc in self.session_processes():
+            try:
+                live.add(os.path.basename(proc.cwd()))
+            except psutil.Error:
+                continue
+        problems = []
+        roots = self.scratch_roots()
+        assert roots, "no scratch folder to look at"
+        for root in roots:
+            names = os.listdir(root)
+            assert os.path.basename(self.victim_dir) in names, f"{root} lacks the control session's folder"
+            problems += [f"{root}/{name} is left over by a session that ended" for name in names
+                         if name not in live and f"{root}/{name}" not in self.old_folders]
         return problems
 
     # -- the verdict ---------------------------------------------------------------------------------
@@ -208,6 +289,78 @@ class Target:
             time.sleep(0.1)
         assert not problems, "\n".join(problems)
         self.refresh_victim_pid()
+
+    def check_contained(self, marker: str) -> None:
+        """Issue 29's verdict, after an attack on the trust boundaries: everything `check_untouched`
+        checks, plus the same zygotes (none crashed and replaced), no SysV IPC object of a session uid,
+        and no session folder without a live session."""
+        now = {z.pid for z in self.zygotes()}
+        assert now == self.zygote_pids, f"zygotes {sorted(self.zygote_pids)} became {sorted(now)}: one died"
+        self.check_untouched(marker)
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            problems = self.ipc_objects() + self.folder_problems()
+            if not problems or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert not problems, "\n".join(problems)
+        self.contained = True
+
+    def intact(self, settle_s: float = 2.0) -> bool:
+        """After an attack that was not contained: is this server still as started (same zygotes, control
+        session state, no leftover process, SysV object or folder), so the next attack may use it?"""
+        try:
+            if self.server.proc.poll() is not None or {z.pid for z in self.zygotes()} != self.zygote_pids:
+                return False
+            control = self.control.run("print(secret_value)")
+            if control.status != "OK" or control.stdout != f"{self.secret}\n":
+                return False
+            # Folders are not checked here: those left so far are recorded as old, and each attack is held
+            # to the ones it leaves itself (see `old_folders`).
+            deadline = time.monotonic() + settle_s
+            while self.process_problems(f"no-marker-{uuid.uuid4().hex}") or self.ipc_objects():
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.1)
+            return True
+        except Exception:  # noqa: BLE001 - anything odd about it: start a fresh one
+            return False
+
+    def reap(self) -> list[str]:
+        """After stopping the server: kill what its session uids left running on the host and remove
+        their SysV objects (what an uncontained attack leaves; nsjail's namespaces take theirs along).
+        Returns what it had to remove."""
+        removed = []
+        for proc in psutil.process_iter(["pid", "uids"]):
+            uids = proc.info["uids"]
+            if uids is not None and self.owns_uid(uids.real):
+                removed.append(f"process {proc.info['pid']} (uid {uids.real})")
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+        if self.mode != "nsjail":
+            for obj in self.ipc_objects():
+                kind, ident = obj.split()[1], obj.split()[3]
+                subprocess.run(["ipcrm", f"-{kind[0]}", ident], capture_output=True, timeout=10)
+                removed.append(obj)
+        return removed
+
+
+def host_shmem_bytes() -> int:
+    """The host's shared memory in use (tmpfs and SysV/POSIX segments), from /proc/meminfo."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("Shmem:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no Shmem line in /proc/meminfo")
+
+
+_DENIED = object()  # psutil's value for an attribute it was not allowed to read
+
+
+def _raise(error: OSError) -> None:
+    """os.walk's onerror: a folder the walk cannot read is a failure, never a silent skip."""
+    raise error
 
 
 def _children(proc: psutil.Process) -> list[psutil.Process]:

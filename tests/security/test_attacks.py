@@ -32,6 +32,13 @@ def run_attack(target: Target, attack: Attack, marker: str) -> tuple[list, float
     return results, time.perf_counter() - started
 
 
+def result_field(result, name: str) -> str:
+    """`message`, `stdout`, ... of a result, or `error.type` and the like of its error."""
+    if name.startswith("error."):
+        return (result.error or {}).get(name.split(".", 1)[1], "")
+    return getattr(result, name)
+
+
 def parse_lines(stdout: str) -> dict[str, str]:
     lines = {}
     for line in stdout.splitlines():
@@ -60,6 +67,9 @@ def test_attack_is_contained(target: Target, attack: Attack):
         for label, pattern in outcome.lines.items():
             assert label in seen, f"no '{label}:' line in {[r.stdout for r in results]} {results[-1]}"
             assert re.fullmatch(pattern, seen[label]), f"{label}: {seen[label]!r} !~ {pattern!r}"
+        for name, pattern in outcome.fields.items():
+            value = result_field(last, name)
+            assert re.fullmatch(pattern, value, re.S), f"{name}: {value[:300]!r}... !~ {pattern!r}"
         target.check_untouched(marker)
     finally:
         for path in attack.cleanup:  # what a documented gap leaves on the host

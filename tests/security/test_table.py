@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .attacks import ATTACKS, render_table
+from . import test_boundaries
+from .attacks import ATTACKS, BOUNDARIES, render_table
 
 SECURITY_MD = Path(__file__).resolve().parents[2] / "SECURITY.md"
 BEGIN, END = "<!-- attack-table:begin -->", "<!-- attack-table:end -->"
@@ -23,3 +24,12 @@ def test_at_least_thirty_attacks_each_with_both_modes_declared():
         for mode in ("nsjail", "rlimit"):
             outcome = attack.outcome(mode)
             assert outcome.statuses and (outcome.contained or outcome.note), attack.name
+
+
+def test_every_trust_boundary_attack_has_its_test_in_both_modes():
+    names = [b.name for b in BOUNDARIES]
+    assert len(set(names)) == len(names)
+    assert test_boundaries.USED == set(names), set(names) ^ test_boundaries.USED
+    assert {b.issue_class for b in BOUNDARIES} == set(range(1, 13))  # issue 29's twelve classes
+    for b in BOUNDARIES:
+        assert set(b.gaps) <= {"nsjail", "rlimit"} and b.now, b.name
