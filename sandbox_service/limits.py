@@ -30,7 +30,7 @@ MAX_LIMITS = Limits(
     cpu_seconds=600,
     max_processes=256,
     max_file_bytes=1 << 30,
-    max_output_bytes=1 << 20,  # stdout and stderr together must fit the 2 MiB answer budget (inside/protocol.py)
+    max_output_bytes=16 << 20,  # each stream; all of an answer is then trimmed to the 2 MiB budget (protocol.py)
 )
 LIMIT_NAMES = tuple(f.name for f in fields(Limits))
 

@@ -117,6 +117,7 @@ class Pool:
             "default_limits": self.settings.default_limits.for_zygote(),
             "env": SANDBOX_ENV,
             "session_namespaces": list(launch.session_namespaces),
+            "freezer": launch.freezer,
         }
         zygote = ZygoteProcess(index, launch, config)
         try:

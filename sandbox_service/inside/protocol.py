@@ -200,6 +200,8 @@ def fit_budget(result: dict, budget: int = ANSWER_BUDGET) -> dict:
         for owner, key in slots:
             raw = len(owner[key].encode("utf-8", "surrogatepass"))
             owner[key] = _cap(owner[key], max(0, int(raw * scale) - 128))
+            if owner is result and key in ("stdout", "stderr"):
+                result[f"{key}_truncated"] = True
     for owner, key in slots:  # escapes everywhere (control characters): give up on the text
         owner[key] = ""
     result["message"] = "the answer did not fit the answer budget and was dropped"

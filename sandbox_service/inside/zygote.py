@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import fcntl
 import gc
 import importlib
 import json
@@ -32,8 +33,10 @@ import selectors
 import shutil
 import signal
 import socket
+import struct
 import sys
 import tempfile
+import termios
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,6 +52,9 @@ PR_SET_NO_NEW_PRIVS = 38
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWNET = 0x40000000
 SESSION_NICE = 10
+SWEEP_WAIT_S = 0.1  # how long a sweep waits for the processes it killed to be gone
+FREEZE_CHECK_S = 0.002  # after an answer: a worker on a CPU that has not read our verdict computes on
+FREEZE_GRACE_S = 0.2  # after an answer, time for a committing worker to fork its successor before the freeze
 COMMITTING = ("OK", "ERROR")  # statuses whose state is kept, as Jupyter keeps it
 
 
@@ -109,6 +115,7 @@ class SessionProcess:
         self.ctl_fd = ctl_fd
         self.limits = limits
         self.scratch = ""
+        self.cgroup = ""  # its freezer cgroup, which this first holder joins before it runs anything
         self.namespace: dict = {}
 
     # -- setup, in the first holder --------------------------------------------------------------
@@ -131,6 +138,9 @@ class SessionProcess:
         self.scratch = os.path.join(self.cfg["scratch"], f"s{self.uid if self.uid is not None else os.getpid()}")
         # The scratch root is not writable by sessions: each gets one private folder, made here.
         os.makedirs(self.scratch, mode=0o700, exist_ok=True)
+        if self.cgroup:  # as root still: the cgroup's files are root's, no session can move itself out
+            with open(os.path.join(self.cgroup, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
         if self.uid is not None:
             os.chown(self.scratch, self.uid, self.uid)
             os.setgroups([])
@@ -164,12 +174,20 @@ class SessionProcess:
             resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
     def sweep(self) -> None:
-        """Kill every other process of this session: strays, daemons, the previous holder or worker."""
-        if self.uid is not None:
-            try:
-                os.kill(-1, signal.SIGKILL)  # as this uid: exactly this session's processes, minus me
-            except ProcessLookupError:
-                pass
+        """Kill every other process of this session: strays, daemons, the previous holder or worker.
+
+        And wait until they are gone (reaped by the zygote, their subreaper): the zygote freezes the session
+        once its next worker is announced, and a frozen process does not act on a pending SIGKILL."""
+        if self.uid is None:
+            return
+        deadline = time.monotonic() + SWEEP_WAIT_S
+        try:
+            os.kill(-1, signal.SIGKILL)  # as this uid: exactly this session's processes, minus me
+            while time.monotonic() < deadline:
+                time.sleep(0.0002)
+                os.kill(-1, 0)  # ProcessLookupError once none is left, zombies included
+        except ProcessLookupError:
+            pass
 
     # -- the holder ---------------------------------------------------------------------------------
 
@@ -347,6 +365,8 @@ class Session:
         self.killed: set[int] = set()  # workers we killed: their deaths are not news
         self.stateless = False  # one stateless call, then closed and reaped: no session serves two calls
         self.folder = ""  # its private folder, removed by the reaper once its processes are dead
+        self.cgroup = ""  # its freezer cgroup: frozen between cells, so nothing computes after an answer
+        self.frozen = False
         self.closed = False
 
     @property
@@ -370,6 +390,8 @@ class Zygote:
         self.privileged = cfg["uid_count"] > 0 and os.geteuid() == 0
         self.free_uids = collections.deque(range(cfg["uid_base"], cfg["uid_base"] + cfg["uid_count"]))
         self.spare_counter = 0
+        # Sessions to freeze even if no new worker is announced: when, and whether only if still computing.
+        self.freeze_due: dict[Session, tuple[float, bool]] = {}
         self.start_failures = 0  # consecutive sessions that failed to start: stop spawning spares
         self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
@@ -390,6 +412,10 @@ class Zygote:
             if not self.free_uids:
                 raise RuntimeError("no free session uid in this zygote")
             uid = self.free_uids.popleft()
+        cgroup = ""
+        if self.cfg.get("freezer") and uid is not None:
+            cgroup = os.path.join(self.cfg["freezer"], f"s{uid}")
+            os.makedirs(cgroup, exist_ok=True)  # one per uid, kept: a uid's next session reuses it
         z_cell, s_cell = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         z_ctl, s_ctl = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         session = Session(sid, uid, z_cell, z_ctl, limits)
@@ -407,6 +433,7 @@ class Zygote:
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 proc = SessionProcess(self.cfg, uid, s_cell.fileno(), s_ctl.fileno(), limits)
+                proc.cgroup = cgroup
                 proc.become_session()
                 proc.run()
             except BaseException as exc:  # noqa: BLE001 - a broken session must never return into the zygote
@@ -417,6 +444,7 @@ class Zygote:
         s_cell.close()
         s_ctl.close()
         session.holder = session.leader = pid
+        session.cgroup = cgroup
         session.folder = os.path.join(self.cfg["scratch"], f"s{uid if uid is not None else pid}")
         for sock, kind in ((z_cell, "cell"), (z_ctl, "ctl")):
             sock.setblocking(False)
@@ -468,11 +496,14 @@ class Zygote:
             return
         session.closed = True
         session.pending = None
+        self.freeze_due.pop(session, None)
+        self.set_frozen(session, False)  # a frozen process takes no SIGKILL: thaw, so the reaper's kill lands
         self.sessions.pop(session.sid, None)
         if session in self.spares:
             self.spares.remove(session)
-        if session.uid is None:
-            self.kill_session_processes(session)  # no uid to kill by: its process groups, from here
+        # Its holder and worker at once, from here (the reaper then takes whatever else runs as its uid):
+        # what they hold (IPC namespace, memory) starts to go before the caller has its answer.
+        self.kill_session_processes(session)
         for sock in (session.cell, session.ctl):
             self.by_fd.pop(sock.fileno(), None)
             self.sel.unregister(sock.fileno())
@@ -505,6 +536,43 @@ class Zygote:
         *lines, self.reap_buf = self.reap_buf.split(b"\n")
         for line in lines:
             self.on_reaped(json.loads(line))
+
+    def set_frozen(self, session: Session, frozen: bool) -> None:
+        """Freeze (or thaw) every process of the session at once, from outside it."""
+        if not session.cgroup or session.frozen == frozen:
+            return
+        try:
+            with open(os.path.join(session.cgroup, "freezer.state"), "w") as f:
+                f.write("FROZEN" if frozen else "THAWED")
+            session.frozen = frozen
+        except OSError:
+            pass
+
+    def settle(self, session: Session) -> None:
+        """The session answered: freeze it once its next worker is announced, or after a short grace;
+        sooner if 2 ms later its worker is on a CPU and has not read our verdict (an honest one is blocked
+        reading it by then, or busy committing after it).
+
+        Freezing early is never wrong, only slower: a worker frozen in the middle of its commit finishes
+        it when the next cell thaws the session."""
+        if session.cgroup and not session.stateless and not session.closed:
+            self.freeze_due[session] = (time.monotonic() + FREEZE_CHECK_S, True)
+
+    def freeze_when_due(self, now: float) -> float | None:
+        soonest = None
+        for session, (due, only_if_running) in list(self.freeze_due.items()):
+            if session.closed or session.pending is not None:
+                del self.freeze_due[session]
+            elif due > now:
+                soonest = due - now if soonest is None else min(soonest, due - now)
+            elif only_if_running and not (session.worker is not None and process_state(session.worker) == "R"
+                                          and unread_bytes(session.cell) > 0):
+                self.freeze_due[session] = (due - FREEZE_CHECK_S + FREEZE_GRACE_S, False)
+                soonest = 0.0 if soonest is None else soonest
+            else:
+                del self.freeze_due[session]
+                self.set_frozen(session, True)
+        return soonest
 
     def kill_worker(self, session: Session) -> None:
         """Kill the session's worker (its holder then rolls back), or the next one if not yet known."""
@@ -541,14 +609,6 @@ class Zygote:
         except OSError:
             return False
 
-    def _kill_uid(self, uid: int) -> None:
-        for name in os.listdir("/proc"):
-            if name.isdigit() and process_uid(int(name)) == uid:
-                try:
-                    os.kill(int(name), signal.SIGKILL)
-                except OSError:
-                    pass
-
     # -- cells --------------------------------------------------------------------------------------
 
     def run(self, session: Session, message: dict) -> None:
@@ -558,6 +618,8 @@ class Zygote:
         timeout_ms = message["timeout_ms"]
         session.frames = 0
         session.recent_rids.append(message["rid"])
+        self.freeze_due.pop(session, None)
+        self.set_frozen(session, False)
         session.pending = {
             "rid": message["rid"],
             "started": time.monotonic(),
@@ -588,10 +650,13 @@ class Zygote:
         session.pending = None
         committed = result["status"] in COMMITTING
         result["state_rolled_back"] = not committed and not session.stateless
-        self.answer(pending["rid"], result)
         if session.stateless:
-            self.close(session)  # nothing to keep: the whole session is reaped
-        elif committed:
+            self.close(session)  # nothing to keep: the whole session is reaped (killed before the answer)
+            self.answer(pending["rid"], result)
+            return
+        self.answer(pending["rid"], result)
+        self.settle(session)
+        if committed:
             session.worker = None  # it becomes the holder; its successor's pid comes in a "worker" event
             self.send_to(session, session.cell, {"op": "commit"})
         else:
@@ -605,12 +670,13 @@ class Zygote:
         result = died_result(status, pending)
         result["state_rolled_back"] = not session.stateless
         self.answer(pending["rid"], result)
+        self.settle(session)
         if session.stateless:
             self.close(session)
 
     def expire(self, now: float) -> float | None:
         """Kill cells past their deadline; return the time until the next deadline."""
-        soonest = None
+        soonest = self.freeze_when_due(now)
         for session in list(self.sessions.values()):
             pending = session.pending
             if pending is None:
@@ -632,6 +698,8 @@ class Zygote:
             )
             if session.stateless:
                 self.close(session)
+            else:
+                self.settle(session)
         return soonest
 
     # -- the loop -----------------------------------------------------------------------------------
@@ -668,6 +736,9 @@ class Zygote:
             session.worker = frame["pid"]
             session.holder = frame["holder"]
             self.start_failures = 0
+            if session.pending is None and not session.stateless:
+                self.freeze_due.pop(session, None)
+                self.set_frozen(session, True)  # idle with its next worker ready: nothing runs until a cell
             if session.kill_next_worker:
                 session.kill_next_worker = False
                 self.kill_worker(session)
@@ -717,13 +788,11 @@ class Zygote:
         self.on_session_lost(session, f"the session broke the sandbox protocol ({reason[:200]}) and was ended")
 
     def kill_session_processes(self, session: Session) -> None:
-        """SIGKILL everything of the session from here, whatever its holder does (stopped, dead, lying)."""
-        if session.uid is not None:
-            self._kill_uid(session.uid)
-            return
-        for pid in (session.worker, session.holder):  # no uid of its own: its process groups
+        """SIGKILL the session's holder and worker from here, whatever they do (stopped, dead, lying), and
+        without uids their process groups."""
+        for pid in (session.worker, session.holder):
             if pid is not None and self._owned(session, pid):
-                for kill in (os.killpg, os.kill):
+                for kill in (os.killpg, os.kill) if session.uid is None else (os.kill,):
                     try:
                         kill(pid, signal.SIGKILL)
                     except OSError:
@@ -791,6 +860,23 @@ def died_result(status: int, pending: dict) -> dict:
     return {"status": "CRASHED", "message": f"the cell exited the interpreter (exit code {code})", "wall_ms": wall_ms}
 
 
+def unread_bytes(sock: socket.socket) -> int:
+    """Bytes we sent on a unix socket that its peer has not read yet (SIOCOUTQ)."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+    except OSError:
+        return 0
+
+
+def process_state(pid: int) -> str:
+    """The state letter of a live process (R running, S sleeping, ...); "" when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0].decode()
+    except (OSError, IndexError):
+        return ""
+
+
 def process_uid(pid: object) -> int | None:
     """The real uid of a live process (from its status, readable even when it is not dumpable);
     None when it is gone; -1 when `pid` is not a plausible pid at all."""
@@ -806,12 +892,15 @@ def process_uid(pid: object) -> int | None:
     return None
 
 
-def start_reaper() -> tuple[int, int]:
+def start_reaper(scratch: str) -> tuple[int, int]:
     """Fork the reaper; return (where to write jobs, where its answers come)."""
     jobs_r, jobs_w = os.pipe2(os.O_CLOEXEC)
     done_r, done_w = os.pipe2(os.O_CLOEXEC)
     if os.fork() == 0:
         try:
+            home = os.path.join(scratch, ".reaper")  # it works in the scratch area, as the sessions do
+            os.makedirs(home, mode=0o700, exist_ok=True)
+            os.chdir(home)
             reaper.serve(jobs_r, done_w)
         finally:
             os._exit(0)
@@ -856,7 +945,7 @@ def main() -> None:
         return  # not our server, or another version of it: the server sees us exit before the hello
     prctl(PR_SET_DUMPABLE, 0)
     prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphaned holders come back to us to be reaped
-    reaper_fds = start_reaper()  # before the warm-up: a small process, cheap to fork from
+    reaper_fds = start_reaper(cfg["scratch"])  # before the warm-up: a small process, cheap to fork from
     cfg["namespaces"] = probe_namespaces(cfg)
     versions = warm_up(cfg["preload"])
     zygote = Zygote(cfg, server_in, server_out, reaper_fds)
