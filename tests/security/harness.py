@@ -10,6 +10,7 @@ of session processes is back to what it was when idle; no file of the attack is 
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -22,7 +23,7 @@ import grpc
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sandbox_service import SandboxClient
+from sandbox_service import SandboxClient, SandboxError
 from sandbox_service.isolation import UID_BLOCK, UID_BLOCKS, UID_ORIGIN
 from sandbox_service.spawn import ServerProcess
 
@@ -315,6 +316,10 @@ class Target:
             control = self.control.run("print(secret_value)")
             if control.status != "OK" or control.stdout != f"{self.secret}\n":
                 return False
+            # Later calls answered right, two at a time so both warm runners serve some: a runner taken
+            # over by a daemon looks just like a healthy one from the process table.
+            if not all(pool_answers_right(self.client, 8, parallel=2)):
+                return False
             # Folders are not checked here: those left so far are recorded as old, and each attack is held
             # to the ones it leaves itself (see `old_folders`).
             deadline = time.monotonic() + settle_s
@@ -345,6 +350,23 @@ class Target:
                 subprocess.run(["ipcrm", f"-{kind[0]}", ident], capture_output=True, timeout=10)
                 removed.append(obj)
         return removed
+
+
+def pool_answers_right(client: SandboxClient, count: int, parallel: int = 1, **limits) -> list[str | None]:
+    """`count` stateless calls, `parallel` at a time, each printing a token only it knows and listing its
+    folder: None for each answered OK with exactly that, else what came back instead."""
+    def one(_) -> str | None:
+        token = uuid.uuid4().hex
+        try:
+            result = client.execute(f"import os\nprint({token!r})\nprint(sorted(os.listdir('.')))", **limits)
+        except SandboxError as exc:
+            return f"{exc.code}: {exc.details}"
+        if result.status != "OK" or result.stdout != f"{token}\n[]\n":  # its own output, an empty folder
+            return f"{result.status} {result.message!r} stdout={result.stdout[:200]!r}"
+        return None
+
+    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(one, range(count)))
 
 
 def host_shmem_bytes() -> int:
