@@ -87,6 +87,8 @@ def killed_at(ms: int) -> dict[str, str]:
 FLOODED = {"message": "output passed 1048576 bytes; the cell was stopped", "stdout": f"(?s).+\n{OMITTED}\n.+"}
 MEMORY_ERROR = {"error.type": "MemoryError", "error.message": ""}
 SESSION_DIED = {"message": "the session's processes died"}
+# What the zygote now answers a session that wrote a frame outside the protocol (inside/protocol.py).
+PROTOCOL_BROKEN = {"message": r"the session broke the sandbox protocol \(.+\) and was ended"}
 NOT_FILTERED = "(no seccomp: the kernel decides; contained to the session's uid)"
 SECCOMP = "seccomp deny-list: EPERM"
 # A later call served by the same warm runner (same uid) reads the file back; which runner serves a
@@ -479,8 +481,9 @@ ATTACKS: list[Attack] = [
          "framing = sys.modules['framing']\nframing.write_frame(proc.ctl_fd, {'event': 'worker'})\n"
          "framing.write_frame(proc.ctl_fd, {'event': 'worker_died', 'pid': [], 'status': 'x'})\n"
          "time.sleep(1)",),
-        **same(Outcome("CRASHED", fields=SESSION_DIED, note="its session is dropped; the zygote and other sessions "
-                                                             "live (was: the zygote died)")),
+        **same(Outcome("CRASHED", fields=PROTOCOL_BROKEN, note="its session is ended for breaking the protocol; "
+                                                                "the zygote and other sessions live (was: the zygote "
+                                                                "died)")),
     ),
     *[
         Attack(

@@ -111,7 +111,7 @@ class Target:
         """The zygote interpreters themselves (in nsjail mode, the child of each nsjail process)."""
         if self.mode != "nsjail":
             return self.zygotes()
-        return [child for zygote in self.zygotes() for child in zygote.children()]
+        return [child for zygote in self.zygotes() for child in _children(zygote, recursive=False)]
 
     def session_processes(self) -> list[psutil.Process]:
         """Live (non-zombie) processes under the zygotes: the sessions' holders, workers and strays."""
@@ -185,9 +185,9 @@ class Target:
             if self.mode == "nsjail":
                 # `zygote` is the nsjail process (its command line names zygote.py); the jail's /tmp is
                 # seen through its child's root: the jailed zygote's, not nsjail's own (the host's /tmp).
-                roots += [Path(f"/proc/{child.pid}/root/tmp") for child in zygote.children()]
+                roots += [Path(f"/proc/{child.pid}/root/tmp") for child in _children(zygote, recursive=False)]
             else:
-                for child in zygote.children():
+                for child in _children(zygote, recursive=False):
                     try:
                         roots.append(Path(child.cwd()).parent)
                         break
@@ -385,11 +385,11 @@ def _raise(error: OSError) -> None:
     raise error
 
 
-def _children(proc: psutil.Process) -> list[psutil.Process]:
-    """All descendants, retrying while processes come and go under the walk."""
+def _children(proc: psutil.Process, recursive: bool = True) -> list[psutil.Process]:
+    """All descendants (or the children), retrying while processes come and go under the walk."""
     for _ in range(20):
         try:
-            return proc.children(recursive=True)
+            return proc.children(recursive=recursive)
         except psutil.NoSuchProcess:
             if not proc.is_running():
                 return []
