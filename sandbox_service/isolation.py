@@ -39,17 +39,21 @@ SANDBOX_ENV = {
     **THREAD_PINS,
 }
 # Syscalls no cell needs and every escape wants. DEFAULT ALLOW: a deny-list, since CPython and its C
-# extensions use too much of the kernel for an allow-list to stay correct.
+# extensions use too much of the kernel for an allow-list to stay correct. Two exceptions are narrow
+# allow-lists: socket families (AF_UNIX, AF_INET, AF_INET6: a cell's network namespace is empty anyway),
+# and unshare of exactly CLONE_NEWIPC | CLONE_NEWNET (0x48000000), which the zygote's session processes
+# do before they drop their capabilities; a cell, without CAP_SYS_ADMIN, gets EPERM from the kernel.
 SECCOMP_POLICY = """
 ERRNO(1) {
   ptrace, process_vm_readv, process_vm_writev, bpf, perf_event_open, userfaultfd,
-  keyctl, add_key, request_key, mount, umount, pivot_root, chroot, unshare, setns,
+  keyctl, add_key, request_key, mount, umount, pivot_root, chroot, setns,
   io_uring_setup, io_uring_enter, io_uring_register, kexec_load, kexec_file_load,
   init_module, finit_module, delete_module, personality, swapon, swapoff, reboot, syslog, acct,
   open_by_handle_at, name_to_handle_at, quotactl, lookup_dcookie, vhangup, fanotify_init,
   mount_setattr, move_mount, open_tree, fsopen, fsmount, fspick,
   clone(flags) { (flags & 0x7e020000) != 0 },
-  socket(domain) { domain == 16 || domain == 17 }
+  unshare(flags) { (flags & 0xb7ffffff) != 0 },
+  socket(domain) { domain != 1 && domain != 2 && domain != 10 }
 }
 ERRNO(38) { clone3 }
 DEFAULT ALLOW
@@ -67,6 +71,7 @@ class Launch:
     uid_count: int
     cleanup_paths: list[str] = field(default_factory=list)
     uid_lock: int = -1  # the fd holding this zygote's uid block; closed (released) on cleanup
+    session_namespaces: tuple[str, ...] = ("ipc",)  # what each session gets of its own (when privileged)
 
     def cleanup(self) -> None:
         if self.uid_lock >= 0:
@@ -213,8 +218,12 @@ def nsjail_config(block: int, python: str, tmpfs_mb: int, inside: str = str(INSI
         log_level=LogLevel.WARNING,
         keep_env=False,
         envar=[f"{k}={v}" for k, v in SANDBOX_ENV.items()],
-        # The zygote keeps only these: to give each session its own uid and folder, and to kill runaway cells.
-        cap=["CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN"],
+        # The zygote keeps only these, in the jail's user namespace: to give each session its own uid,
+        # folder and namespaces (SYS_ADMIN: unshare of IPC and net, the only unshare seccomp lets by),
+        # to kill runaway cells, and for its reaper to remove whatever a session left (DAC_OVERRIDE,
+        # FOWNER: folders of other uids, sticky or mode 0). Session processes drop all of them.
+        cap=["CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_SYS_ADMIN", "CAP_DAC_OVERRIDE",
+             "CAP_FOWNER"],
         rlimit_as_type=RLimitType.INF,  # per-session limits are applied by the session processes themselves
         rlimit_fsize_type=RLimitType.INF,
         rlimit_nofile=4096,
@@ -256,6 +265,7 @@ def nsjail_launch(index: int, python: str, nsjail_path: str | None, tmpfs_mb: in
         uid_count=SESSION_UIDS,
         cleanup_paths=[path, inside],
         uid_lock=lock,
+        session_namespaces=("ipc", "net"),
     )
 
 

@@ -116,6 +116,7 @@ class Pool:
             "spares": self.settings.spares,
             "default_limits": self.settings.default_limits.for_zygote(),
             "env": SANDBOX_ENV,
+            "session_namespaces": list(launch.session_namespaces),
         }
         zygote = ZygoteProcess(index, launch, config)
         try:

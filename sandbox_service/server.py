@@ -186,32 +186,40 @@ class SandboxServer:
     """The pool plus a gRPC server on `address`; `start()`, then `stop()` (or SIGTERM via `serve()`)."""
 
     def __init__(self, settings: PoolSettings, address: str, grace_s: float = 10.0, *,
-                 reuse_port: bool = False, serving: bool = True) -> None:
+                 reuse_port: bool = False, serving: bool = True, max_connection_age_s: float = 0) -> None:
         """`reuse_port`: share the port with sibling worker processes (SO_REUSEPORT; off, a second server
         on a taken port fails to bind instead of quietly sharing it). `serving`: announce SERVING once
-        started; a supervised worker waits for its parent's word instead (`set_serving`)."""
+        started; a supervised worker waits for its parent's word instead (`set_serving`).
+        `max_connection_age_s`: close each client connection after this long (0: never), letting its
+        streams finish, so that balancing clients re-resolve and find replicas added since."""
         self.pool = Pool(settings)
         self.address = address
         self.grace_s = grace_s
         self.reuse_port = reuse_port
         self.serving = serving
+        self.max_connection_age_s = max_connection_age_s
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
         self.port = 0
 
     async def start(self) -> None:
         await self.pool.start()
-        self.server = grpc.aio.server(
-            options=[("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE),
-                     ("grpc.so_reuseport", int(self.reuse_port))]
-        )
+        options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", MAX_MESSAGE),
+                   ("grpc.so_reuseport", int(self.reuse_port))]
+        if self.max_connection_age_s:
+            options.append(("grpc.max_connection_age_ms", int(self.max_connection_age_s * 1000)))
+        self.server = grpc.aio.server(options=options)
         servicer = SandboxServicer(self.pool)
         add_servicer(servicer, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
-        self.port = self.server.add_insecure_port(self.address)
+        try:
+            self.port = self.server.add_insecure_port(self.address)
+        except RuntimeError:  # grpcio raises where it used to return 0
+            self.port = 0
         if self.port == 0:
-            raise OSError(f"could not bind {self.address}")
+            await self.pool.stop()
+            raise OSError(f"could not bind {self.address} (taken by another process, or not this host's address)")
         servicer.replica = (("sandbox-replica", f"{socket.gethostname()}/{os.getpid()}:{self.port}"),)
         await self.server.start()
         await self.set_serving(self.serving)

@@ -126,20 +126,25 @@ def normalize_target(address: str) -> str:
     return f"ipv{version}:" + ",".join(entries)
 
 
-def _dns_host_port(target: str) -> tuple[str, int]:
-    name = target[len("dns:"):]
+def _dns_host_port(target: str) -> tuple[str, int, str]:
+    """(host, port, authority: the DNS server named in the target, or '')."""
+    name, authority = target[len("dns:"):], ""
     if name.startswith("//"):
-        name = name[2:].partition("/")[2]  # drop the (DNS server) authority
+        authority, _, name = name[2:].partition("/")
     host, sep, port = name.rpartition(":")
     if not sep or not host or not port.isdigit():
         # C-core would quietly use port 443: say so instead.
         raise ValueError(f"sandbox target {target!r}: give the port, e.g. dns:///sandbox:50071")
-    return host, int(port)
+    return host, int(port), authority
 
 
-async def _resolve(target: str) -> list[tuple[str, int]]:
+async def _resolve(target: str) -> list[tuple[str, int]] | None:
+    """The replicas' addresses; [] when the name does not resolve; None when this process cannot tell
+    (a target naming its own DNS server, which only gRPC's resolver asks)."""
     if target.startswith("dns:"):
-        host, port = _dns_host_port(target)
+        host, port, authority = _dns_host_port(target)
+        if authority:
+            return None
         try:
             infos = await asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
         except socket.gaierror as exc:
@@ -172,6 +177,8 @@ async def warn_about_dead_replicas(target: str) -> list[str]:
     if not target.startswith("dns:") and parse_replicas(target) is None:
         return []
     replicas = await _resolve(target)
+    if replicas is None:
+        return []
     if not replicas:
         return [f"{target}: no address"]
     answers = await asyncio.gather(*(_healthy(h, p) for h, p in replicas))

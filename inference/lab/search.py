@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..voting import ENTROPY_SELECTORS, SELECTORS, STOP_RULES
 from .recording import Recording, load_runs
 from .replay import Policy, ReplayCheck, replay_recorded_policy
 from .report import write_lab
@@ -48,11 +49,18 @@ def load_search(runs: Sequence[Path | str], given: dict[str, str | None]) -> Sea
     choices = parse_choices(given)
     timing = fit_timing(recording)
     base = Policy.recorded(recording.policy) if recording.policy else Policy()
+    for name, known in (("selector", SELECTORS), ("stop", STOP_RULES)):
+        if unknown := set(choices.get(name, [])) - set(known):
+            raise ValueError(f"unknown {name} {', '.join(sorted(unknown))}; known: {', '.join(known)}")
     warnings = []
-    entropies = any(s.vote and s.vote.mean_entropy is not None for p in recording.problems for s in p.samples)
-    if "entropy" in choices.get("selector", []) and not entropies:
+    votes = [s.vote for p in recording.problems for s in p.samples if s.vote]
+    wanted = set(choices.get("selector", []))
+    if wanted & ENTROPY_SELECTORS and not any(v.mean_entropy is not None for v in votes):
         warnings.append("the recording has no logprobs (record with --selector entropy): the entropy "
-                        "selector counts every vote as 1, like majority")
+                        "selectors count every vote as 1, like majority")
+    elif any(s.endswith("-tail") for s in wanted) and not any(v.tail_entropy is not None for v in votes):
+        warnings.append("the recording has no last-256-token entropies (recorded before they were): the "
+                        "-tail selectors use each sample's mean entropy")
     check = replay_recorded_policy(recording, timing) if recording.policy else None
     return SearchSetup(recording, timing, choices, base, check, warnings)
 

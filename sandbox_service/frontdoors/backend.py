@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, fields, replace
 
 from ..client import AsyncSandboxClient, SandboxError
-from ..limits import MAX_LIMITS, Limits
+from ..limits import MAX_LIMITS, InvalidRequest, Limits, check_code
 from ..result import ExecResult
 
 DEFAULT_SANDBOX = "127.0.0.1:50071"
@@ -122,6 +122,11 @@ class Session:
     async def run(self, code: str, *, timeout_ms: int | None = None,
                   display: str = "pretty") -> tuple[ExecResult, bool]:
         """The cell's result, and whether this cell started a new interpreter (the state before it is gone)."""
+        try:
+            # Checked here: the sandbox would end the whole session's stream over one bad cell.
+            check_code(code)
+        except InvalidRequest as exc:
+            raise SandboxError("INVALID_ARGUMENT", f"cell.{exc}") from None
         async with self._lock:
             self.last_used = time.monotonic()
             fresh = self._inner is None

@@ -191,7 +191,8 @@ class HttpFrontDoor:
 
         @app.get("/health")
         async def health():
-            return {"status": "healthy", "backend": self.backend.description, "sessions": len(self.sessions)}
+            return {"status": "healthy", "backend": self.backend.description, "sessions": len(self.sessions),
+                    "in_flight": self.gate.in_flight, "max_in_flight": self.gate.limit}
 
         @app.post("/run_code")
         async def run_code(body: RunCodeRequest, request: Request):

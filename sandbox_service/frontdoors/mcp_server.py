@@ -91,7 +91,8 @@ class MCPFrontDoor:
         self.gate = Gate(max_in_flight)
         self.sessions_opened = 0
         self.server = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS.format(timeout_s=default_timeout_ms / 1000),
-                                version="1", middleware=[refuse_the_connectionless_era])
+                                version="1", middleware=[refuse_the_connectionless_era],
+                                log_level="WARNING")
         self._register()
 
     def session_of(self, ctx: Context) -> Session:
@@ -105,8 +106,10 @@ class MCPFrontDoor:
         return session
 
     async def _guarded(self, call):
+        started = False
         try:
             with self.gate:
+                started = True
                 return await call
         except Overloaded as exc:
             raise ToolError(f"busy: {exc}; retry in {exc.retry_after_s} s") from None
@@ -114,6 +117,9 @@ class MCPFrontDoor:
             if is_overload(exc):
                 raise ToolError(f"busy: {exc.details}; retry in 1 s") from None
             raise ToolError(exc.details or exc.code) from None
+        finally:
+            if not started:
+                call.close()  # the gate refused: never awaited
 
     def _register(self) -> None:
         server = self.server
@@ -182,7 +188,9 @@ class MCPFrontDoor:
                 await self._serve(read, write)
             return Response()
 
-        streamable = self.server.streamable_http_app(host=host)
+        # Plain JSON answers to each POST: a tool call has nothing to stream, and an SSE stream per call
+        # cost more than the cell (bench/frontdoors.py).
+        streamable = self.server.streamable_http_app(host=host, json_response=True)
         routes = [Route("/sse", handle_sse, methods=["GET"]), Mount("/messages/", app=sse.handle_post_message),
                   *streamable.routes]
         return Starlette(routes=routes, lifespan=streamable.router.lifespan_context)

@@ -16,14 +16,16 @@ from ..spawn import ROOT, free_port
 class FrontDoorProcess:
     """`python -m sandbox_service.frontdoors.<door> --port P ...`; `url` is its base URL once `wait_ready`."""
 
-    def __init__(self, door: str, *args: str, env: dict | None = None) -> None:
+    def __init__(self, door: str, *args: str, env: dict | None = None, command=None) -> None:
+        """`command(port)`, when given, is the whole command line to run instead (e.g. through `aimo`)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.TemporaryFile("w+")
         extra = ["--transport", "http"] if door == "mcp" else []
+        argv = command(self.port) if command else \
+            [sys.executable, "-m", f"sandbox_service.frontdoors.{door}", *extra, "--port", str(self.port), *args]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", f"sandbox_service.frontdoors.{door}", *extra, "--port", str(self.port), *args],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            argv, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
             start_new_session=True,
         )
 

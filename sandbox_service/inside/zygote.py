@@ -24,6 +24,7 @@ import collections
 import ctypes
 import gc
 import importlib
+import json
 import os
 import random
 import resource
@@ -39,11 +40,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cell as cellmod
 import framing
 import protocol
+import reaper
 
 LIBC = ctypes.CDLL(None, use_errno=True)
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWNET = 0x40000000
 SESSION_NICE = 10
 COMMITTING = ("OK", "ERROR")  # statuses whose state is kept, as Jupyter keeps it
 
@@ -98,13 +102,12 @@ def warm_up(preload: list[str]) -> dict[str, str]:
 class SessionProcess:
     """What a session's processes know about themselves (lives in the forked children only)."""
 
-    def __init__(self, cfg: dict, uid: int | None, cell_fd: int, ctl_fd: int, limits: dict, runner: bool) -> None:
+    def __init__(self, cfg: dict, uid: int | None, cell_fd: int, ctl_fd: int, limits: dict) -> None:
         self.cfg = cfg
         self.uid = uid
         self.cell_fd = cell_fd
         self.ctl_fd = ctl_fd
         self.limits = limits
-        self.runner = runner  # serves stateless calls: every worker starts from the pristine state
         self.scratch = ""
         self.namespace: dict = {}
 
@@ -112,6 +115,13 @@ class SessionProcess:
 
     def become_session(self) -> None:
         os.setsid()
+        if self.uid is not None and self.cfg.get("namespaces"):
+            # Namespaces of its own, made while we still may (before the uid switch drops every
+            # capability): SysV IPC objects and abstract unix sockets reach no other session, and die
+            # with this session's last process.
+            flags = CLONE_NEWIPC | (CLONE_NEWNET if "net" in self.cfg["namespaces"] else 0)
+            if LIBC.unshare(flags) != 0:
+                raise OSError(ctypes.get_errno(), "unshare of the session's namespaces")
         prctl(PR_SET_DUMPABLE, 0)  # no /proc/<pid>/mem, environ or fd peeking by anyone else
         prctl(PR_SET_NO_NEW_PRIVS, 1)
         # Below the zygote and the server: however many cells spin, deadlines are enforced and health
@@ -185,8 +195,6 @@ class SessionProcess:
                     if os.WIFSIGNALED(status) and self.uid is None:
                         self._kill_group(worker)
                     self.sweep()
-                    if self.runner:
-                        clear_folder(self.scratch)
                     framing.write_frame(self.ctl_fd, {"event": "worker_died", "pid": worker, "status": status})
                     os.close(pidfd)
                     sel.close()
@@ -208,11 +216,11 @@ class SessionProcess:
             pass
 
     def close(self, worker: int) -> None:
+        # Courtesy only: the zygote's reaper kills this uid from outside and removes the folder as root.
         self.sweep()
         if self.uid is None:
             self._kill_group(worker)
             os.kill(worker, signal.SIGKILL)
-        shutil.rmtree(self.scratch, ignore_errors=True)
         os._exit(0)
 
     # -- the worker ---------------------------------------------------------------------------------
@@ -337,8 +345,8 @@ class Session:
         self.pending: dict | None = None  # the run in flight: rid, deadline, started
         self.kill_next_worker = False  # a deadline passed before we learnt the worker's pid
         self.killed: set[int] = set()  # workers we killed: their deaths are not news
-        self.stateless = False  # one stateless call, then closed (non-default limits)
-        self.runner = False  # serves stateless calls one after another, back to pristine after each
+        self.stateless = False  # one stateless call, then closed and reaped: no session serves two calls
+        self.folder = ""  # its private folder, removed by the reaper once its processes are dead
         self.closed = False
 
     @property
@@ -347,7 +355,7 @@ class Session:
 
 
 class Zygote:
-    def __init__(self, cfg: dict, server_in: int, server_out: int) -> None:
+    def __init__(self, cfg: dict, server_in: int, server_out: int, reaper_fds: tuple[int, int] | None = None) -> None:
         self.cfg = cfg
         self.server_in = server_in
         self.server_out = server_out
@@ -355,7 +363,9 @@ class Zygote:
         self.sel = selectors.DefaultSelector()
         self.sessions: dict[str, Session] = {}
         self.spares: list[Session] = []  # idle sessions, forked ahead for the next open
-        self.runners: list[Session] = []  # sessions that run stateless calls
+        # The reaper (see reaper.py): jobs go down `reap_jobs`, each answered by its uid on `reap_done`.
+        self.reap_jobs, self.reap_done = reaper_fds if reaper_fds else (-1, -1)
+        self.reap_buf = b""
         self.by_fd: dict[int, tuple[Session, str]] = {}
         self.privileged = cfg["uid_count"] > 0 and os.geteuid() == 0
         self.free_uids = collections.deque(range(cfg["uid_base"], cfg["uid_base"] + cfg["uid_count"]))
@@ -366,13 +376,15 @@ class Zygote:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         self.sel.register(self.wake_r, selectors.EVENT_READ)
         self.sel.register(server_in, selectors.EVENT_READ)
+        if self.reap_done >= 0:
+            self.sel.register(self.reap_done, selectors.EVENT_READ)
 
     def send(self, message: dict) -> None:
         framing.write_frame(self.server_out, message)
 
     # -- sessions -----------------------------------------------------------------------------------
 
-    def spawn(self, sid: str, limits: dict, runner: bool = False) -> Session:
+    def spawn(self, sid: str, limits: dict) -> Session:
         uid = None
         if self.privileged:
             if not self.free_uids:
@@ -381,7 +393,6 @@ class Zygote:
         z_cell, s_cell = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         z_ctl, s_ctl = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         session = Session(sid, uid, z_cell, z_ctl, limits)
-        session.runner = runner
         pid = os.fork()
         if pid == 0:
             try:
@@ -395,7 +406,7 @@ class Zygote:
                     os.dup2(devnull, fd)
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                proc = SessionProcess(self.cfg, uid, s_cell.fileno(), s_ctl.fileno(), limits, runner)
+                proc = SessionProcess(self.cfg, uid, s_cell.fileno(), s_ctl.fileno(), limits)
                 proc.become_session()
                 proc.run()
             except BaseException as exc:  # noqa: BLE001 - a broken session must never return into the zygote
@@ -406,6 +417,7 @@ class Zygote:
         s_cell.close()
         s_ctl.close()
         session.holder = session.leader = pid
+        session.folder = os.path.join(self.cfg["scratch"], f"s{uid if uid is not None else pid}")
         for sock, kind in ((z_cell, "cell"), (z_ctl, "ctl")):
             sock.setblocking(False)
             self.by_fd[sock.fileno()] = (session, kind)
@@ -416,33 +428,18 @@ class Zygote:
         return (self.free_uids or not self.privileged) and self.start_failures < 3
 
     def refill_spares(self) -> None:
-        while len(self.spares) < self.cfg["spares"] and self.can_spawn():
+        # Twice the configured number: stateless calls take spares too (each call a session of its own).
+        while len(self.spares) < 2 * self.cfg["spares"] and self.can_spawn():
             self.spare_counter += 1
             self.spares.append(self.spawn(f"spare-{self.spare_counter}", self.cfg["default_limits"]))
-        while len(self.runners) < self.cfg["spares"] and self.can_spawn():
-            self.spare_counter += 1
-            self.add_runner()
-
-    def add_runner(self) -> Session:
-        session = self.spawn(f"runner-{self.spare_counter}", self.cfg["default_limits"], runner=True)
-        self.runners.append(session)
-        self.sessions[session.sid] = session
-        return session
 
     def runner_for(self, rid: str, limits: dict, seed: int) -> Session:
-        """A session to run one stateless call: a warm runner if the limits are the default ones."""
-        if limits != self.cfg["default_limits"]:
-            session = self.open(rid, limits, seed)
-            session.stateless = True
-            return session
-        idle = [r for r in self.runners if r.pending is None]
-        ready = [r for r in idle if r.ready]
-        if ready or idle:
-            session = (ready or idle)[0]
-        else:
-            self.spare_counter += 1
-            session = self.add_runner()
-        self.send_to(session, session.cell, {"op": "seed", "seed": seed})
+        """A session for one stateless call: a warm spare, used once, then reaped whole.
+
+        Never a runner serving call after call: whatever a call leaves (a daemon holding the session's
+        sockets, a stopped holder, an opened folder) would meet the next caller."""
+        session = self.open(rid, limits, seed)
+        session.stateless = True
         return session
 
     def open(self, sid: str, limits: dict, seed: int) -> Session:
@@ -465,23 +462,49 @@ class Zygote:
             self.on_session_lost(session)
 
     def close(self, session: Session) -> None:
+        """End a session from outside: its sockets closed, every process of it killed, its folder removed
+        by the reaper, and its uid free again only after that."""
         if session.closed:
             return
         session.closed = True
+        session.pending = None
         self.sessions.pop(session.sid, None)
-        if session.pending is not None:
-            self.kill_worker(session)
-        try:
-            session.ctl.settimeout(0.1)
-            session.ctl.sendall(framing.encode({"op": "close"}))
-        except OSError:
-            pass  # the holder is gone already, or sees the socket close below: it sweeps either way
+        if session in self.spares:
+            self.spares.remove(session)
+        if session.uid is None:
+            self.kill_session_processes(session)  # no uid to kill by: its process groups, from here
         for sock in (session.cell, session.ctl):
             self.by_fd.pop(sock.fileno(), None)
             self.sel.unregister(sock.fileno())
             sock.close()
-        if session.uid is not None:
-            self.free_uids.append(session.uid)  # the holder sweeps the uid before it exits
+        self.reap_session(session.uid, session.folder)
+
+    def reap_session(self, uid: int | None, folder: str) -> None:
+        if self.reap_jobs >= 0:
+            try:
+                os.write(self.reap_jobs, (json.dumps({"uid": uid, "folder": folder}) + "\n").encode())
+                return
+            except OSError:
+                self.reap_jobs = -1  # the reaper died (only possible without uids): clean up here instead
+        if uid is not None:
+            reaper.kill_uid(uid)
+        reaper.remove(folder)
+        self.on_reaped(uid)
+
+    def on_reaped(self, uid: int | None) -> None:
+        if uid is not None:
+            self.free_uids.append(uid)  # nothing of the session it served is left: it may serve another
+
+    def read_reaper(self) -> None:
+        data = os.read(self.reap_done, 1 << 16)
+        if not data:
+            self.sel.unregister(self.reap_done)
+            self.reap_jobs = -1
+            return
+        self.reap_buf += data
+        *lines, self.reap_buf = self.reap_buf.split(b"\n")
+        for line in lines:
+            self.on_reaped(json.loads(line))
 
     def kill_worker(self, session: Session) -> None:
         """Kill the session's worker (its holder then rolls back), or the next one if not yet known."""
@@ -564,12 +587,10 @@ class Zygote:
             raise protocol.Violation("a result for no request of this session")
         session.pending = None
         committed = result["status"] in COMMITTING
-        result["state_rolled_back"] = not committed and not (session.stateless or session.runner)
+        result["state_rolled_back"] = not committed and not session.stateless
         self.answer(pending["rid"], result)
         if session.stateless:
-            self.close(session)  # the holder sweeps the worker: nothing to keep, nothing to fork
-        elif session.runner:
-            self.kill_worker(session)  # its holder sweeps, wipes the folder and forks a pristine worker
+            self.close(session)  # nothing to keep: the whole session is reaped
         elif committed:
             session.worker = None  # it becomes the holder; its successor's pid comes in a "worker" event
             self.send_to(session, session.cell, {"op": "commit"})
@@ -582,7 +603,7 @@ class Zygote:
             return
         session.pending = None
         result = died_result(status, pending)
-        result["state_rolled_back"] = not session.runner
+        result["state_rolled_back"] = not session.stateless
         self.answer(pending["rid"], result)
         if session.stateless:
             self.close(session)
@@ -606,7 +627,7 @@ class Zygote:
                     "status": "TIMEOUT",
                     "message": f"the cell ran past its {pending['timeout_ms']} ms limit and was killed",
                     "wall_ms": (now - pending["started"]) * 1000.0,
-                    "state_rolled_back": not session.runner,
+                    "state_rolled_back": not session.stateless,
                 },
             )
             if session.stateless:
@@ -713,9 +734,6 @@ class Zygote:
         session.pending = None
         if pending is not None:
             self.answer(pending["rid"], {"status": "CRASHED", "message": reason, "state_rolled_back": True})
-        for pool in (self.spares, self.runners):
-            if session in pool:
-                pool.remove(session)
         self.close(session)
 
     def reap(self) -> None:
@@ -744,6 +762,8 @@ class Zygote:
                         self.on_server(message)
                 elif fd in self.by_fd:
                     self.read_session(fd)
+                elif fd == self.reap_done:
+                    self.read_reaper()
             # Forking a spare takes a core for a few ms: never while a cell waits for its answer.
             if not any(session.pending for session in self.sessions.values()):
                 self.refill_spares()
@@ -786,6 +806,35 @@ def process_uid(pid: object) -> int | None:
     return None
 
 
+def start_reaper() -> tuple[int, int]:
+    """Fork the reaper; return (where to write jobs, where its answers come)."""
+    jobs_r, jobs_w = os.pipe2(os.O_CLOEXEC)
+    done_r, done_w = os.pipe2(os.O_CLOEXEC)
+    if os.fork() == 0:
+        try:
+            reaper.serve(jobs_r, done_w)
+        finally:
+            os._exit(0)
+    os.close(jobs_r)
+    os.close(done_w)
+    os.set_blocking(done_r, False)
+    return jobs_w, done_r
+
+
+def probe_namespaces(cfg: dict) -> list[str]:
+    """The namespaces each session can have of its own here: IPC, and the network where the jail's is
+    empty anyway (nsjail). Tried once in a child; none when we may not switch uids or unshare."""
+    if not (cfg["uid_count"] > 0 and os.geteuid() == 0):
+        return []
+    wanted = list(cfg.get("session_namespaces", ("ipc",)))
+    flags = CLONE_NEWIPC | (CLONE_NEWNET if "net" in wanted else 0)
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0 if LIBC.unshare(flags) == 0 else 1)
+    _, status = os.waitpid(pid, 0)
+    return wanted if status == 0 else []
+
+
 def _close_quietly(fd: int) -> None:
     try:
         os.close(fd)
@@ -807,14 +856,17 @@ def main() -> None:
         return  # not our server, or another version of it: the server sees us exit before the hello
     prctl(PR_SET_DUMPABLE, 0)
     prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphaned holders come back to us to be reaped
+    reaper_fds = start_reaper()  # before the warm-up: a small process, cheap to fork from
+    cfg["namespaces"] = probe_namespaces(cfg)
     versions = warm_up(cfg["preload"])
-    zygote = Zygote(cfg, server_in, server_out)
+    zygote = Zygote(cfg, server_in, server_out, reaper_fds)
     zygote.send(
         {
             "event": "ready",
             "pid": os.getpid(),
             "privileged": zygote.privileged,
             "version": protocol.VERSION,
+            "namespaces": cfg["namespaces"],
             "python": sys.version.split()[0],
             "versions": versions,
         }

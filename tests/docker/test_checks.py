@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 
-from .conftest import ROOT, lint_tool
+from tests.docker.conftest import ROOT, lint_tool
 
 
 def run(*argv: str, **kwargs) -> subprocess.CompletedProcess:

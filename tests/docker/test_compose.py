@@ -9,8 +9,7 @@ from dataclasses import fields
 import pytest
 
 from inference.assembly import Settings, load_settings
-
-from .conftest import ROOT
+from tests.docker.conftest import ROOT
 
 SOLVERS = ("solver", "solver-cpu")
 SERVERS = ("vllm", "vllm-cpu")
@@ -52,7 +51,7 @@ def test_solver_command_uses_only_options_the_cli_has(compose, service):
         # Each option feeds a Settings field (or is one of eval's own: --config, --synthetic).
         assert dest in settings or dest in ("config", "synthetic", "total", "expected"), (name, dest)
     assert used["--engine"] == "http://llm:8000/v1"
-    assert used["--sandbox"] == "sandbox:50071"
+    assert used["--sandbox"] == "dns:///sandbox:50071"  # every replica of the service (tests/scale)
     assert argv[1] == "/data/problems.csv"
     mounts = [v.split(":")[1] for v in compose["services"][service]["volumes"] if ":" in v]
     assert "/data/problems.csv" in mounts and "/config/solver.toml" in mounts and "/results" in mounts

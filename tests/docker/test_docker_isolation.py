@@ -10,6 +10,7 @@ import pytest
 
 from sandbox_service import docker_isolation as di
 from sandbox_service.isolation import SANDBOX_ENV
+from tests.conftest import skip_unless_required
 
 SETTINGS = di.DockerSettings(image="aimo-sandbox:test", mem_limit="2g", pids_limit=256)
 
@@ -106,7 +107,13 @@ def engine_settings():
     try:
         di.probe_engine(settings.image)
     except RuntimeError as exc:
-        pytest.skip(f"docker isolation tests need a Docker engine with the sandbox image: {exc}")
+        # Not run in CI yet (tried on this machine kind): Debian's docker.io engine starts and a local
+        # bookworm base with a 3.12 can be made (debootstrap 2.5 min), but the sandbox image's base
+        # (python:3.12-slim) is on Docker Hub, out of reach, and pip inside the build fails TLS
+        # verification (the machines reach PyPI through a certificate the image does not trust): issue 23.
+        # Loud here, and a failure under AIMO_REQUIRE_DOCKER=1 once CI can build the image.
+        skip_unless_required("AIMO_REQUIRE_DOCKER",
+                             f"docker isolation tests need a Docker engine with the sandbox image: {exc}")
     return settings
 
 

@@ -8,8 +8,7 @@ import sys
 import pytest
 
 from sandbox_service.spawn import ServerProcess, free_port
-
-from .conftest import ROOT
+from tests.docker.conftest import ROOT
 
 PROBE = str(ROOT / "docker" / "healthcheck.py")
 

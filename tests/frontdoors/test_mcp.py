@@ -44,9 +44,13 @@ def test_stateless_run_shows_output_and_forgets(connect):
         async with connect() as session:
             first = await session.call_tool("python_stateless", {"code": "x = 7\nprint(2**100)\nx * 6"})
             second = await session.call_tool("python_stateless", {"code": "x"})
-            return first, second
+            # limits over the sandbox's maxima are lowered to them, not refused
+            greedy = await session.call_tool("python_stateless", {"code": "print(1)", "timeout_ms": 10**9,
+                                                                  "memory_bytes": 10**15})
+            return first, second, greedy
 
-    first, second = asyncio.run(go())
+    first, second, greedy = asyncio.run(go())
+    assert not greedy.is_error and greedy.structured_content["status"] == "OK"
     assert text(first) == "1267650600228229401496703205376\n42"
     assert first.structured_content["status"] == "OK" and first.structured_content["display"] == "42"
     assert first.structured_content["stdout"] == "1267650600228229401496703205376\n"

@@ -13,6 +13,7 @@ import pytest
 from sandbox_service.bridge import LoopThread
 
 MODEL = Path(__file__).resolve().parents[2] / "models" / "tiny-tir"
+KAGGLE_DOUBLE = Path(__file__).resolve().parents[2] / "tests" / "kaggle_double"  # the AIMO3 gateway double
 
 
 @pytest.fixture(scope="session")

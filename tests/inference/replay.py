@@ -8,6 +8,7 @@ tokenized by a real tokenizer, cut at stop strings and stop tokens exactly as vL
 from __future__ import annotations
 
 from inference.engine import Generation, GenerationRequest
+from inference.sample import sample_and_turn
 
 
 class ReplayEngine:
@@ -22,7 +23,7 @@ class ReplayEngine:
 
     async def generate(self, request: GenerationRequest) -> Generation:
         self.requests.append(request)
-        sample, turn = _indices(request.request_id)
+        sample, turn = sample_and_turn(request.request_id)
         raw = self.tokenizer.encode(self.scripts[sample][turn])
         ids, text, reason, stop = self._cut(raw, request)
         return Generation(token_ids=ids, text=text, finish_reason=reason, stop_reason=stop,
@@ -53,11 +54,6 @@ class ReplayEngine:
 
     async def close(self) -> None:
         pass
-
-
-def _indices(request_id: str) -> tuple[int, int]:
-    *_, sample, turn = request_id.split("-")
-    return int(sample[1:]), int(turn[1:])
 
 
 class HarmonyTokenizer:

@@ -144,3 +144,13 @@ def test_no_votes_means_no_winner():
     ballot.add(None)
     ballot.add(None)
     assert ballot.decided() and ballot.winner() is None
+
+
+def test_the_stop_rules_agree_and_uncatchable():
+    for stop, decided_after in (("agree", None), ("uncatchable", 6)):
+        ballot = Ballot(total=8, agree=5, stop=stop)
+        for finished, answer in enumerate([7, 7, 7, 7, 8, None, 9], 1):
+            ballot.add(None if answer is None else Vote(answer))
+            assert ballot.decided() == (decided_after is not None and finished >= decided_after), (stop, finished)
+    with pytest.raises(ValueError, match="stop rule"):
+        Ballot(total=8, agree=4, stop="never")

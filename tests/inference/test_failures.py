@@ -10,7 +10,7 @@ import pytest
 from inference.dialects import MarkdownDialect
 from inference.engine import EngineError
 from inference.sample import SamplingConfig
-from inference.solver import RevisionConfig, Solver, SolverConfig, Source, split
+from inference.solver import STOP_GRACE_S, RevisionConfig, Solver, SolverConfig, Source, split
 from sandbox_service.client import AsyncSandboxClient
 from sandbox_service.local import AsyncLocalSandbox
 from sandbox_service.result import ExecResult
@@ -131,7 +131,9 @@ def test_the_time_budget_returns_an_answer_on_time_even_with_a_stuck_sample():
             return result, loop.time() - started, engine
 
     result, elapsed, engine = asyncio.run(run())
-    assert elapsed < 2.0 + 2.5  # the budget, plus the bounded wait for cancelled tasks
+    # Ended on the budget, not on the stuck sample (an hour): the 2 s budget, the bounded wait for
+    # cancelled tasks, and generous room for a loaded machine. Speed is the benchmarks' to measure.
+    assert elapsed < 2.0 + STOP_GRACE_S + 10, elapsed
     assert result.answer == 42 and "time budget" in result.failure
     assert [s.finish for s in result.samples] == ["answered", "aborted"]
     assert any("-s1-" in rid for rid in engine.aborted)
@@ -197,7 +199,9 @@ def test_a_sample_that_swallows_its_cancel_is_still_stopped_at_once():
     stopped = result.samples[1]
     assert stopped.finish == "aborted"
     assert len(stopped.turns) == 1, "the stopped sample went on to finish another turn"
-    assert elapsed < 1.0  # cancelled again within RECANCEL_S, not left to run out the 2 s grace
+    # Cancelled again (every RECANCEL_S) until it ended, not left to run out the grace; the turn count above
+    # says it did not go on, and this that the solver did not wait the grace out.
+    assert elapsed < STOP_GRACE_S, elapsed
 
 
 def boxed(n: int) -> list[str]:

@@ -10,9 +10,9 @@ import pytest
 from inference import kaggle
 from inference.budget import BudgetConfig
 from inference.problems import synthetic_problems
+from tests.inference.conftest import KAGGLE_DOUBLE as DOUBLE
 from tests.inference.conftest import MODEL
 from tests.inference.kaggle_scoring import score_submission
-from tests.inference.test_kaggle_gateway import DOUBLE
 
 
 @pytest.fixture(scope="module")

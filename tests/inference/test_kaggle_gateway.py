@@ -18,10 +18,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tests.inference.conftest import KAGGLE_DOUBLE as DOUBLE
 from tests.inference.kaggle_scoring import SubmissionRefused, score_submission
 
 ROOT = Path(__file__).resolve().parents[2]
-DOUBLE = ROOT / "tests" / "kaggle_double"
 SCENARIOS = Path(__file__).with_name("kaggle_scenarios.py")
 REAL = os.environ.get("AIMO_KAGGLE_EVALUATION", "")
 METHOD_REFUSED = "Endpoint listeners passed to `serve` must be functions, got <class 'method'>"

@@ -9,7 +9,7 @@ import inspect
 import pytest
 
 from inference.dialects import MarkdownDialect
-from inference.sample import SamplingConfig, max_turns, request_ids, run_sample
+from inference.sample import SamplingConfig, max_turns, request_id, request_ids, run_sample, sample_and_turn
 from inference.sandbox import Sandbox, SandboxSession
 from inference.trace import SampleTrace
 from sandbox_service.client import AsyncClientSession, AsyncSandboxClient
@@ -36,6 +36,11 @@ def test_a_sample_that_never_stops_calling_uses_exactly_the_ids_aborting_it_cove
     assert used == request_ids("p7", 0, config)  # every turn the loop allows, each id once, in order
     assert [t.status for t in trace.turns[:calls]] == ["OK"] * calls
     assert trace.turns[calls].status == "LIMIT"  # the call past the limit is refused, then one last turn
+
+
+@pytest.mark.parametrize(("prefix", "index", "turn"), [("p0", 0, 0), ("p-12-r", 7, 9), ("", 15, 10)])
+def test_a_request_id_gives_back_its_sample_and_turn(prefix, index, turn):
+    assert sample_and_turn(request_id(prefix, index, turn)) == (index, turn)
 
 
 def _keywords(function) -> set[str]:

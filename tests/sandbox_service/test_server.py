@@ -109,7 +109,9 @@ def spawn_marked_child(marker: str) -> str:
             f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)  # {marker}'])\n")
 
 
-def wait_until_gone(marker: str, timeout: float = 5.0) -> bool:
+def wait_until_gone(marker: str, timeout: float = 30.0) -> bool:
+    """Whether every process carrying `marker` is gone within `timeout` (generous: it returns as soon as
+    they are, and a loaded CI machine can be slow to reap)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not marker_processes(marker):
@@ -128,7 +130,7 @@ def test_cancelling_a_session_mid_cell_leaves_no_process(stub):
 
     call = stub.Session(requests(), timeout=60)
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while not marker_processes(marker) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert marker_processes(marker), "the cell's child should be running before the cancel"
@@ -141,8 +143,15 @@ def test_cancelling_a_session_mid_cell_leaves_no_process(stub):
 def test_client_deadline_kills_the_running_cell(stub):
     marker = f"marker-{uuid.uuid4().hex}"
     code = spawn_marked_child(marker) + "import time\ntime.sleep(60)"
+    # A client deadline (6 s) inside the cell's own limit (10 s by default), so that the deadline is what
+    # ends it; the child must be running before it passes, else "gone" below would check nothing.
+    call = stub.Execute.future(pb.ExecuteRequest(code=code), timeout=6)
+    deadline = time.monotonic() + 5
+    while not marker_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker_processes(marker), "the cell's child should be running before the deadline"
     with pytest.raises(grpc.RpcError) as info:
-        stub.Execute(pb.ExecuteRequest(code=code), timeout=1.5)
+        call.result()
     assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert wait_until_gone(marker)
 
@@ -169,7 +178,8 @@ def test_sessions_beyond_the_maximum_are_resource_exhausted(tiny_server):
 def test_calls_beyond_the_queue_are_resource_exhausted(tiny_server):
     with grpc.insecure_channel(tiny_server.address) as channel:
         stub = pb_grpc.SandboxStub(channel)
-        slow = pb.ExecuteRequest(code="import time\ntime.sleep(1.5)")
+        # Long enough that all four are in before the first ends, even on a loaded machine.
+        slow = pb.ExecuteRequest(code="import time\ntime.sleep(4)")
         calls = [stub.Execute.future(slow, timeout=30) for _ in range(4)]
         codes = []
         for call in calls:

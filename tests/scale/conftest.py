@@ -13,7 +13,10 @@ from tests.conftest import nsjail_required
 
 def start_replicas(n: int, *extra: str) -> list[ServerProcess]:
     """n nsjail servers, started together; skipped with the reason where nsjail cannot run (failed in CI)."""
-    servers = [ServerProcess("--isolation", "nsjail", "--pool-size", "2", *extra) for _ in range(n)]
+    return wait_or_skip([ServerProcess("--isolation", "nsjail", "--pool-size", "2", *extra) for _ in range(n)])
+
+
+def wait_or_skip(servers: list[ServerProcess]) -> list[ServerProcess]:
     try:
         for server in servers:
             server.wait_serving()

@@ -65,12 +65,13 @@ def test_zygote_killed_mid_cell_gives_a_clear_error_and_is_replaced(mode):
             zygote = zygote_of(server)
             killed_at = time.perf_counter()
             zygote.send_signal(signal.SIGKILL)  # the fault, on purpose
-            thread.join(5)
+            thread.join(30)
             answered_after = time.perf_counter() - killed_at
             assert box["result"].status == "CRASHED", box
             assert "died" in box["result"].message
-            assert answered_after < 1.0, answered_after
-            deadline = time.monotonic() + 30
+            # Answered on the death, not at the cell's 30 s end or its 60 s limit; generous for a loaded box.
+            assert answered_after < 20, answered_after
+            deadline = time.monotonic() + 60
             while client.info().zygotes_ready < 1 and time.monotonic() < deadline:
                 time.sleep(0.1)
             assert client.info().zygotes_ready == 1
@@ -91,15 +92,15 @@ def test_server_killed_gives_unavailable_promptly_and_a_restart_serves():
         tree = [p.pid for p in _children(psutil.Process(server.proc.pid))]
         killed_at = time.perf_counter()
         server.proc.send_signal(signal.SIGKILL)  # the fault, on purpose
-        thread.join(10)
-        assert time.perf_counter() - killed_at < 2.0
+        thread.join(30)
+        assert time.perf_counter() - killed_at < 20  # on the kill, not at the cell's 30 s end
         assert isinstance(box.get("error"), SandboxError) and box["error"].code == "UNAVAILABLE", box
         started = time.perf_counter()
         with pytest.raises(SandboxError) as info:
             client.execute("print(1)")
-        assert info.value.code == "UNAVAILABLE" and time.perf_counter() - started < 5
+        assert info.value.code == "UNAVAILABLE" and time.perf_counter() - started < 20  # refused, not queued
         # Everything the server started goes with it: zygotes see their pipe close, sessions their socket.
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while alive(tree):
             assert time.monotonic() < deadline, f"processes outlived the server: {alive(tree)}"
             time.sleep(0.1)
@@ -107,7 +108,7 @@ def test_server_killed_gives_unavailable_promptly_and_a_restart_serves():
         server = ServerProcess("--isolation", "rlimit", "--pool-size", "1", "--address", address)  # last wins
         server.address = address
         server.wait_serving()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # gRPC's reconnect backoff grows; generous on a loaded box
         while True:  # the same client, as a caller would keep it: its channel reconnects
             try:
                 assert client.execute("print('back')").stdout == "back\n"

@@ -93,3 +93,27 @@ def test_both_presets_replay_as_lab_policies(tmp_path):
     assert (first.base_s, first.bank_slack, first.stop, second.stop) == (300.0, True, "agree", "uncatchable")
     assert run_set(recording.problems, first, MS_PER_TOKEN).answers == [8]
     assert run_set(recording.problems, second, MS_PER_TOKEN).answers == [7]
+
+
+def test_aimo_lab_compares_the_switches_and_refuses_an_unknown_one(tmp_path):
+    import polars as pl
+    from typer.testing import CliRunner
+
+    from inference.cli import app
+
+    runs = tmp_path / "run"
+    runs.mkdir()
+    record(runs, [(7, [sample(i, a, 1000 * (i + 1), 0.5, 0.5) for i, a in enumerate([7, 7, 7, 7, 8, None, 9, 10])])])
+    out = tmp_path / "lab"
+    done = CliRunner().invoke(app, ["lab", str(runs), "--samples", "8", "--agree", "5", "--selector",
+                                    "entropy,votes-entropy-tail", "--stop", "agree,uncatchable", "--replicates", "5",
+                                    "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    lab = pl.read_csv(out / "lab.csv")
+    assert sorted(zip(lab["selector"], lab["stop"], strict=True)) == [
+        ("entropy", "agree"), ("entropy", "uncatchable"), ("votes-entropy-tail", "agree"),
+        ("votes-entropy-tail", "uncatchable")]
+    by_stop = dict(zip(lab["stop"], lab["seconds"], strict=False))
+    assert by_stop["uncatchable"] < by_stop["agree"]
+    refused = CliRunner().invoke(app, ["lab", str(runs), "--stop", "never", "--out", str(out)])
+    assert refused.exit_code == 2 and "unknown stop never" in refused.output
