@@ -10,6 +10,7 @@ of session processes is back to what it was when idle; no file of the attack is 
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 import subprocess
@@ -22,7 +23,7 @@ import grpc
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sandbox_service import SandboxClient
+from sandbox_service import SandboxClient, SandboxError
 from sandbox_service.isolation import UID_BLOCK, UID_BLOCKS, UID_ORIGIN
 from sandbox_service.spawn import ServerProcess
 
@@ -110,7 +111,7 @@ class Target:
         """The zygote interpreters themselves (in nsjail mode, the child of each nsjail process)."""
         if self.mode != "nsjail":
             return self.zygotes()
-        return [child for zygote in self.zygotes() for child in zygote.children()]
+        return [child for zygote in self.zygotes() for child in _children(zygote, recursive=False)]
 
     def session_processes(self) -> list[psutil.Process]:
         """Live (non-zombie) processes under the zygotes: the sessions' holders, workers and strays."""
@@ -184,15 +185,12 @@ class Target:
             if self.mode == "nsjail":
                 # `zygote` is the nsjail process (its command line names zygote.py); the jail's /tmp is
                 # seen through its child's root: the jailed zygote's, not nsjail's own (the host's /tmp).
-                roots += [Path(f"/proc/{child.pid}/root/tmp") for child in zygote.children()]
+                roots += [Path(f"/proc/{child.pid}/root/tmp") for child in _children(zygote, recursive=False)]
             else:
-                # A session process works in its own folder under the scratch root; the zygote's other
-                # children (its reaper) stay where the zygote is.
-                for child in zygote.children():
+                for child in _children(zygote, recursive=False):
                     try:
-                        if child.cwd() != zygote.cwd():
-                            roots.append(Path(child.cwd()).parent)
-                            break
+                        roots.append(Path(child.cwd()).parent)
+                        break
                     except psutil.Error:
                         continue
         return roots
@@ -318,6 +316,10 @@ class Target:
             control = self.control.run("print(secret_value)")
             if control.status != "OK" or control.stdout != f"{self.secret}\n":
                 return False
+            # Later calls answered right, two at a time so both warm runners serve some: a runner taken
+            # over by a daemon looks just like a healthy one from the process table.
+            if not all(pool_answers_right(self.client, 8, parallel=2)):
+                return False
             # Folders are not checked here: those left so far are recorded as old, and each attack is held
             # to the ones it leaves itself (see `old_folders`).
             deadline = time.monotonic() + settle_s
@@ -350,6 +352,23 @@ class Target:
         return removed
 
 
+def pool_answers_right(client: SandboxClient, count: int, parallel: int = 1, **limits) -> list[str | None]:
+    """`count` stateless calls, `parallel` at a time, each printing a token only it knows and listing its
+    folder: None for each answered OK with exactly that, else what came back instead."""
+    def one(_) -> str | None:
+        token = uuid.uuid4().hex
+        try:
+            result = client.execute(f"import os\nprint({token!r})\nprint(sorted(os.listdir('.')))", **limits)
+        except SandboxError as exc:
+            return f"{exc.code}: {exc.details}"
+        if result.status != "OK" or result.stdout != f"{token}\n[]\n":  # its own output, an empty folder
+            return f"{result.status} {result.message!r} stdout={result.stdout[:200]!r}"
+        return None
+
+    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(one, range(count)))
+
+
 def host_shmem_bytes() -> int:
     """The host's shared memory in use (tmpfs and SysV/POSIX segments), from /proc/meminfo."""
     for line in Path("/proc/meminfo").read_text().splitlines():
@@ -366,11 +385,11 @@ def _raise(error: OSError) -> None:
     raise error
 
 
-def _children(proc: psutil.Process) -> list[psutil.Process]:
-    """All descendants, retrying while processes come and go under the walk."""
+def _children(proc: psutil.Process, recursive: bool = True) -> list[psutil.Process]:
+    """All descendants (or the children), retrying while processes come and go under the walk."""
     for _ in range(20):
         try:
-            return proc.children(recursive=True)
+            return proc.children(recursive=recursive)
         except psutil.NoSuchProcess:
             if not proc.is_running():
                 return []
