@@ -187,10 +187,13 @@ class Target:
                 # seen through its child's root: the jailed zygote's, not nsjail's own (the host's /tmp).
                 roots += [Path(f"/proc/{child.pid}/root/tmp") for child in _children(zygote, recursive=False)]
             else:
+                # A session process works in its own folder under the scratch root; the zygote's other
+                # children (its reaper) stay where the zygote is.
                 for child in _children(zygote, recursive=False):
                     try:
-                        roots.append(Path(child.cwd()).parent)
-                        break
+                        if child.cwd() != zygote.cwd():
+                            roots.append(Path(child.cwd()).parent)
+                            break
                     except psutil.Error:
                         continue
         return roots
