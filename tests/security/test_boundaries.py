@@ -31,9 +31,8 @@ import psutil
 import pytest
 
 from sandbox_service import SandboxClient, SandboxError
-
-from .attacks import BOUNDARIES
-from .harness import SETTLE_S, Target, host_shmem_bytes, pool_answers_right
+from tests.security.attacks import BOUNDARIES
+from tests.security.harness import SETTLE_S, Target, host_shmem_bytes, pool_answers_right
 
 MODES = ("nsjail", "rlimit")
 BY_NAME = {b.name: b for b in BOUNDARIES}
