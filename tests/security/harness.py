@@ -187,13 +187,12 @@ class Target:
                 # seen through its child's root: the jailed zygote's, not nsjail's own (the host's /tmp).
                 roots += [Path(f"/proc/{child.pid}/root/tmp") for child in _children(zygote, recursive=False)]
             else:
-                # A session process works in its own folder under the scratch root; the zygote's other
-                # children (its reaper) stay where the zygote is.
                 for child in _children(zygote, recursive=False):
                     try:
-                        if child.cwd() != zygote.cwd():
-                            roots.append(Path(child.cwd()).parent)
-                            break
+                        if not self.owns_uid(child.uids().real):
+                            continue  # not a session's holder (the reaper, say, runs as root in the repo)
+                        roots.append(Path(child.cwd()).parent)
+                        break
                     except psutil.Error:
                         continue
         return roots
@@ -350,8 +349,12 @@ class Target:
         if self.mode != "nsjail":
             for obj in self.ipc_objects():
                 kind, ident = obj.split()[1], obj.split()[3]
-                subprocess.run(["ipcrm", f"-{kind[0]}", ident], capture_output=True, timeout=10)
+                flag = {"shm": "-m", "msg": "-q", "sem": "-s"}[kind]
+                out = subprocess.run(["ipcrm", flag, ident], capture_output=True, text=True, timeout=10)
+                assert out.returncode == 0, f"could not remove {obj}: {out.stderr}"
                 removed.append(obj)
+            left = self.ipc_objects()
+            assert not left, f"SysV objects of this server's uids survive the reaping: {left}"
         return removed
 
 
