@@ -517,51 +517,58 @@ class Boundary:
 BOUNDARIES: list[Boundary] = [
     Boundary("hijack_later_calls", 1, "a stateless cell takes its runner's sockets (found through gc), leaves a "
              "setsid daemon and SIGKILLs its holder; the daemon announces itself as the worker",
-             "the daemon answers later calls of another client (OK, the attacker's output) and reads their code"),
+             "the daemon answers later calls of another client (OK, the attacker's output) and reads their code",
+             gaps=()),
     Boundary("crash_deep_json", 2, "a 100k-deep JSON frame on its control socket",
-             "RecursionError in the frame parser: the zygote and every session on it die"),
+             "RecursionError in the frame parser: the zygote and every session on it die", gaps=()),
     Boundary("crash_status_2_70", 2, "`worker_died` with status 2**70",
-             "OverflowError in os.WIFSIGNALED: the zygote and every session on it die"),
+             "OverflowError in os.WIFSIGNALED: the zygote and every session on it die", gaps=()),
     Boundary("crash_pid_list_deadline", 2, "a worker pid sent as a JSON list, then its deadline passes",
-             "TypeError (unhashable) in kill_worker, outside any try: the zygote and every session on it die"),
+             "TypeError (unhashable) in kill_worker, outside any try: the zygote and every session on it die",
+             gaps=()),
     Boundary("crash_forged_24mib_utf8", 2, "a forged 24 MiB result of 4-byte UTF-8 for its own request",
-             "re-encoded (ensure_ascii) to 72 MiB, over the 64 MiB frame limit: the server kills the zygote"),
+             "re-encoded (ensure_ascii) to 72 MiB, over the 64 MiB frame limit: the server kills the zygote",
+             gaps=()),
     Boundary("stopped_holder_resumed", 3, "SIGSTOPs its runner's holder; a grandchild SIGCONTs it 4 s later",
-             "frames queued meanwhile put the runner off by one: later innocent calls answer CRASHED"),
+             "frames queued meanwhile put the runner off by one: later innocent calls answer CRASHED", gaps=()),
     Boundary("stopped_holder_never_resumed", 3, "SIGSTOPs its runner's holder for good",
-             "later innocent calls routed to that runner time out"),
+             "later innocent calls routed to that runner time out", gaps=()),
     Boundary("memory_of_earlier_sessions", 4, "a fresh fork scans its own anonymous memory (/proc/self/maps, "
              "ctypes.string_at) for an earlier session's code",
              "found: what the zygote relayed stays in its heap, so in every later fork"),
     Boundary("sysv_shared_memory", 5, "a 0666 SysV segment, read by a later session of another uid; 3 x 160 MiB "
              "segments under a 384 MiB memory limit",
-             "the other uid reads it; the segments outlive the call (host Shmem up 480 MiB; in rlimit mode they "
-             "outlive the server)"),
+             "the other uid cannot read it (an IPC namespace per session), but the segments outlive the call "
+             "until the kernel frees the session's namespace (asynchronously, within ~200 ms), and no memory "
+             "limit counts them"),
     Boundary("orphan_after_stateless_call", 6, "a sleeper, then SIGKILL to its holder, in a stateless call "
-             "(non-default limits)", "the sleeper outlives the call"),
+             "(non-default limits)", "the sleeper outlives the call", gaps=()),
     Boundary("orphan_after_timed_out_session", 6, "the same in a session cell that times out; the session is closed",
-             "the sleeper outlives the session"),
+             "the sleeper outlives the session", gaps=()),
     Boundary("orphan_after_server", 6, "the same in a stateless call, then SIGTERM to the server",
-             "the sleeper survives the server, under pid 1", gaps=("rlimit",)),
+             "the sleeper survives the server, under pid 1", gaps=()),
     Boundary("folders_of_benign_sessions", 7, "12 benign sessions write a file, then close",
              "their folders stay: Zygote.close closes the sockets while the holder cleans up, and the holder dies "
-             "on a broken pipe before its rmtree"),
+             "on a broken pipe before its rmtree", gaps=()),
     Boundary("announced_frames", 8, "announces a 60 MiB frame on each of its two sockets, sends 59 MiB of each",
-             "the zygote holds ~118 MiB more, per such session"),
+             "the zygote holds ~118 MiB more, per such session", gaps=()),
     Boundary("forged_early_ok", 9, "forges an OK for its own request, then computes 4 s on, past a 1 s timeout_ms",
-             "the caller gets the forged OK while the cell computes on past its deadline"),
+             "the caller gets the forged OK while the cell computes on past its deadline", gaps=()),
     Boundary("planted_runner_folder", 10, "a stateless call chmod 777s its runner folder; a session of another uid "
-             "plants a folder in it", "the runner's cleanup (as its uid) cannot remove it; later calls find it"),
+             "plants a folder in it", "the runner's cleanup (as its uid) cannot remove it; later calls find it",
+             gaps=()),
     Boundary("abstract_unix_socket", 11, "a session binds an abstract unix socket; a stateless call and another "
-             "session connect", "they connect: one network namespace per zygote (nsjail), the host's (rlimit)"),
-    Boundary("vsock", 11, "creates an AF_VSOCK socket", "created: no rule for the family"),
+             "session connect", "they connect: rlimit mode gives a session no network namespace of its own (it would "
+             "take away the host network the mode is for)", gaps=("rlimit",)),
+    Boundary("vsock", 11, "creates an AF_VSOCK socket", "created: rlimit mode has no seccomp", gaps=("rlimit",)),
     Boundary("output_16mib", 12, "prints 16 MiB under max_output_bytes=16 MiB",
-             "the answer exceeds gRPC's 4 MiB: RESOURCE_EXHAUSTED"),
+             "the answer exceeds gRPC's 4 MiB: RESOURCE_EXHAUSTED", gaps=()),
     Boundary("every_field_full", 12, "fills stdout, stderr and the exception's type, message and traceback, "
-             "1 MiB each, in a session", "over gRPC's 4 MiB: RESOURCE_EXHAUSTED, and the session is lost"),
+             "1 MiB each, in a session", "over gRPC's 4 MiB: RESOURCE_EXHAUSTED, and the session is lost", gaps=()),
     Boundary("tiny_frame_flood", 12, "floods its control socket with 6-byte frames while another session runs "
-             "print(1)", "that session's p50 rises 7-12x over its p50 beside a plain CPU hog (~20 ms here)"),
-    Boundary("non_utf8_code", 12, "code that is not UTF-8 (Execute and Session)", "UNKNOWN, not INVALID_ARGUMENT"),
+             "print(1)", "that session's p50 rises 7-12x over its p50 beside a plain CPU hog (~20 ms here)", gaps=()),
+    Boundary("non_utf8_code", 12, "code that is not UTF-8 (Execute and Session)", "UNKNOWN, not INVALID_ARGUMENT",
+             gaps=()),
 ]
 
 
