@@ -556,13 +556,14 @@ BOUNDARIES: list[Boundary] = [
              "refused from its header now (no buffering), but the session it ends leaves its folder behind",
              gaps=()),
     Boundary("forged_early_ok", 9, "forges an OK for its own request, then computes 4 s on, past a 1 s timeout_ms",
-             "the caller gets the forged OK while the cell computes on past its deadline"),
+             "the caller gets the forged OK while the cell computes on past its deadline", gaps=()),
     Boundary("planted_runner_folder", 10, "a stateless call chmod 777s its runner folder; a session of another uid "
              "plants a folder in it", "the runner's cleanup (as its uid) cannot remove it; later calls find it",
              gaps=()),
     Boundary("abstract_unix_socket", 11, "a session binds an abstract unix socket; a stateless call and another "
-             "session connect", "they connect: the host's network namespace is everyone's", gaps=("rlimit",)),
-    Boundary("vsock", 11, "creates an AF_VSOCK socket", "created: no rule for the family", gaps=("rlimit",)),
+             "session connect", "they connect: rlimit mode gives a session no network namespace of its own (it would "
+             "take away the host network the mode is for)", gaps=("rlimit",)),
+    Boundary("vsock", 11, "creates an AF_VSOCK socket", "created: rlimit mode has no seccomp", gaps=("rlimit",)),
     Boundary("largest_output", 12, "fills stdout, stderr and an exception message at the server's largest "
              "max_output_bytes, in a stateless call", "(was: max_output_bytes up to 16 MiB, an answer over gRPC's "
              "4 MiB, RESOURCE_EXHAUSTED)", gaps=()),
