@@ -387,8 +387,10 @@ _DENIED = object()  # psutil's value for an attribute it was not allowed to read
 
 
 def _raise(error: OSError) -> None:
-    """os.walk's onerror: a folder the walk cannot read is a failure, never a silent skip."""
-    raise error
+    """os.walk's onerror: a folder the walk cannot read is a failure, never a silent skip. A folder that
+    is gone by the time the walk reaches it (a session's, removed by the reaper meanwhile) holds nothing."""
+    if not isinstance(error, FileNotFoundError):
+        raise error
 
 
 def _children(proc: psutil.Process, recursive: bool = True) -> list[psutil.Process]:
