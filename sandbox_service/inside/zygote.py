@@ -173,21 +173,20 @@ class SessionProcess:
             nproc = lim["max_processes"] + 2  # + the holder and the worker themselves
             resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
 
-    def sweep(self) -> None:
+    def sweep(self, wait_for: int | None = None) -> None:
         """Kill every other process of this session: strays, daemons, the previous holder or worker.
 
-        And wait until they are gone (reaped by the zygote, their subreaper): the zygote freezes the session
-        once its next worker is announced, and a frozen process does not act on a pending SIGKILL."""
+        Then wait until `wait_for` (the previous holder, on a commit) is dead: the zygote freezes the
+        session once its next worker is announced, and a frozen process does not act on a pending SIGKILL."""
         if self.uid is None:
             return
-        deadline = time.monotonic() + SWEEP_WAIT_S
         try:
             os.kill(-1, signal.SIGKILL)  # as this uid: exactly this session's processes, minus me
-            while time.monotonic() < deadline:
-                time.sleep(0.0002)
-                os.kill(-1, 0)  # ProcessLookupError once none is left, zombies included
         except ProcessLookupError:
             pass
+        deadline = time.monotonic() + SWEEP_WAIT_S
+        while wait_for is not None and process_state(wait_for) not in ("", "Z", "X") and time.monotonic() < deadline:
+            time.sleep(0.0002)
 
     # -- the holder ---------------------------------------------------------------------------------
 
@@ -271,7 +270,7 @@ class SessionProcess:
 
     def commit(self) -> None:
         holder = os.getppid()
-        self.sweep()
+        self.sweep(wait_for=holder)
         if self.uid is None:
             try:
                 os.kill(holder, signal.SIGKILL)
