@@ -194,7 +194,10 @@ class Target:
                     try:
                         if not self.owns_uid(child.uids().real):
                             continue  # not a session's holder (the reaper, say, runs as root in the repo)
-                        roots.append(Path(child.cwd()).parent)
+                        cwd = child.cwd()  # empty, or a removed folder, while a holder is on its way out
+                        if not os.path.isabs(cwd) or not os.path.isdir(cwd):
+                            continue
+                        roots.append(Path(cwd).parent)
                         break
                     except psutil.Error:
                         continue
