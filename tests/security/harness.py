@@ -98,12 +98,15 @@ class Target:
     # -- processes ---------------------------------------------------------------------------------
 
     def zygotes(self) -> list[psutil.Process]:
+        """The server's zygote processes (in nsjail mode, the nsjail process around each): its direct
+        children that run zygote.py. Not "a zygote.py whose parent is not one": a process whose parent
+        just died is a zombie's child for a moment, and a zombie's command line reads empty."""
         out = []
-        for proc in _children(psutil.Process(self.server.proc.pid)):
+        for proc in _children(psutil.Process(self.server.proc.pid), recursive=False):
             try:
-                if "zygote.py" in " ".join(proc.cmdline()) and "zygote.py" not in " ".join(proc.parent().cmdline()):
+                if "zygote.py" in " ".join(proc.cmdline()):
                     out.append(proc)
-            except (psutil.Error, AttributeError):  # AttributeError: its parent just went away
+            except psutil.Error:
                 continue
         return out
 
@@ -191,7 +194,10 @@ class Target:
                     try:
                         if not self.owns_uid(child.uids().real):
                             continue  # not a session's holder (the reaper, say, runs as root in the repo)
-                        roots.append(Path(child.cwd()).parent)
+                        cwd = child.cwd()  # empty, or a removed folder, while a holder is on its way out
+                        if not os.path.isabs(cwd) or not os.path.isdir(cwd):
+                            continue
+                        roots.append(Path(cwd).parent)
                         break
                     except psutil.Error:
                         continue
@@ -298,7 +304,8 @@ class Target:
         checks, plus the same zygotes (none crashed and replaced), no SysV IPC object of a session uid,
         and no session folder without a live session."""
         now = {z.pid for z in self.zygotes()}
-        assert now == self.zygote_pids, f"zygotes {sorted(self.zygote_pids)} became {sorted(now)}: one died"
+        assert now == self.zygote_pids, (f"zygotes {sorted(self.zygote_pids)} became {sorted(now)}: one died; the "
+                                         f"server's log ends:\n{self.server.output()[-1500:]}")
         self.check_untouched(marker)
         deadline = time.monotonic() + SETTLE_S
         while True:
