@@ -29,20 +29,43 @@ def server_python() -> str:
     return explicit or (str(candidate) if candidate.exists() else sys.executable)
 
 
-class ServerProcess:
+class LoggedProcess:
+    """A child process started on its own session, its output kept in a temporary file for error messages."""
+
+    STOP_GRACE_S = 20.0
+
+    def __init__(self, argv: list[str], env: dict | None = None) -> None:
+        self.log = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read()[-5000:]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=self.STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class ServerProcess(LoggedProcess):
     """`python -m sandbox_service` in a subprocess, on free loopback ports."""
 
     def __init__(self, *args: str, env: dict | None = None) -> None:
         self.port = free_port()
         self.metrics_port = free_port()
         self.address = f"127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile("w+")
-        self.proc = subprocess.Popen(
-            [server_python(), "-m", "sandbox_service", "--address", self.address,
-             "--metrics-port", str(self.metrics_port), *args],
-            cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
+        super().__init__([server_python(), "-m", "sandbox_service", "--address", self.address,
+                          "--metrics-port", str(self.metrics_port), *args], env)
 
     def wait_serving(self, timeout: float = 90) -> None:
         deadline = time.monotonic() + timeout
@@ -59,18 +82,3 @@ class ServerProcess:
                     pass
                 time.sleep(0.2)
         raise TimeoutError(f"sandbox server not serving after {timeout}s:\n{self.output()}")
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-5000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()

@@ -3,31 +3,26 @@ port, for tests, benchmarks and demos."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 
-from ..spawn import ROOT, free_port
+from ..spawn import LoggedProcess, free_port
 
 
-class FrontDoorProcess:
+class FrontDoorProcess(LoggedProcess):
     """`python -m sandbox_service.frontdoors.<door> --port P ...`; `url` is its base URL once `wait_ready`."""
+
+    STOP_GRACE_S = 15.0
 
     def __init__(self, door: str, *args: str, env: dict | None = None, command=None) -> None:
         """`command(port)`, when given, is the whole command line to run instead (e.g. through `aimo`)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile("w+")
         extra = ["--transport", "http"] if door == "mcp" else []
         argv = command(self.port) if command else \
             [sys.executable, "-m", f"sandbox_service.frontdoors.{door}", *extra, "--port", str(self.port), *args]
-        self.proc = subprocess.Popen(
-            argv, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
+        super().__init__(argv, env)
 
     def wait_ready(self, timeout: float = 60) -> FrontDoorProcess:
         deadline = time.monotonic() + timeout
@@ -40,18 +35,3 @@ class FrontDoorProcess:
             except OSError:
                 time.sleep(0.1)
         raise TimeoutError(f"front door not listening after {timeout}s:\n{self.output()}")
-
-    def output(self) -> str:
-        self.log.flush()
-        self.log.seek(0)
-        return self.log.read()[-5000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log.close()
