@@ -39,7 +39,7 @@ def test_bad_rows_are_named_and_skipped(tmp_path):
 
 # The 10 public AIMO3 reference problems: Kaggle competition data, whose rules do not let this repository
 # redistribute it, so it is read where the workplace keeps it (shared/ beside the clone, as CI has it).
-# .ci/run sets AIMO_REQUIRE_SHARED_DATA=1: there a missing file fails instead of skipping.
+# AIMO_REQUIRE_SHARED_DATA=1 makes a missing file a failure instead of a loud skip.
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "data" / "aimo3_reference.csv"
 REFERENCE_ANSWERS = {"0e644e": 336, "26de63": 32951, "424e18": 21818, "42d360": 32193, "641659": 57447,
                      "86e8e5": 8687, "92ba6a": 50, "9c1c5f": 580, "a295e9": 520, "dd7f5e": 160}
